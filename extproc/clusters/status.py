@@ -1,0 +1,39 @@
+"""Live status of every target, written by the pollers and read (never awaited) by the routing hot path."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class TargetStatus:
+    healthy: bool
+    queue_depth: int = 0  # requests waiting for a slot (llama.cpp `requests_deferred`)
+    processing: int = 0  # requests in a slot (llama.cpp `requests_processing`)
+    in_flight: int = 0  # requests this controller has sent and not yet seen finish
+    measured_tokens_per_second: float | None = None
+    measured_prompt_tokens_per_second: float | None = None
+    total_slots: int | None = None
+    context_window: int | None = None  # as the server itself reports it
+    last_poll: float | None = None
+    last_error: str | None = None
+
+    def mark_polled(self, healthy: bool, error: str | None = None) -> None:
+        self.healthy = healthy
+        self.last_error = error
+        self.last_poll = time.time()
+
+
+class StatusBoard:
+    """One `TargetStatus` per target name. Clusters start unhealthy until a poll proves them ready."""
+
+    def __init__(self, cluster_names: list[str], provider_names: list[str]) -> None:
+        self._status = {name: TargetStatus(healthy=False) for name in cluster_names}
+        self._status.update({name: TargetStatus(healthy=True) for name in provider_names})
+
+    def __getitem__(self, name: str) -> TargetStatus:
+        return self._status[name]
+
+    def items(self) -> list[tuple[str, TargetStatus]]:
+        return list(self._status.items())

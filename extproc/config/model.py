@@ -1,0 +1,128 @@
+"""The validated router configuration: plain frozen dataclasses, built by `loader.load_config`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from extproc.routing.complexity import Tier
+
+STRATEGIES = ("hybrid", "cost", "latency", "cluster_first", "external_first", "capability")
+PROVIDER_TYPES = ("openai", "claude", "gemini")
+CLUSTER_AUTH_TYPES = ("none", "hmac", "mtls")
+
+
+class Secret(str):
+    """A credential: a str whose repr never shows the value."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    scheme: str
+    host: str
+    port: int
+    path: str  # without a trailing slash
+
+    @classmethod
+    def parse(cls, text: str) -> Url:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """USD per 1M tokens, plus the model's limits and the highest prompt tier it is trusted with."""
+
+    input: float
+    output: float
+    context_window: int
+    max_output: int
+    tier: Tier
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    port: int = 8080  # Envoy's listener: where clients send requests
+    host: str = "0.0.0.0"
+    envoy_admin_port: int = 9901
+    grpc_port: int = 50051  # the controller's ext_proc / ext_authz gRPC server
+    http_port: int = 8081  # the controller's admin HTTP server (/health, /metrics)
+    controller_host: str = "127.0.0.1"  # where Envoy reaches the controller
+    max_request_bytes: int = 8 * 2**20
+    request_timeout: float = 300.0  # seconds a whole routed request may take (0 = none)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    routing_strategy: str = "hybrid"
+    cluster_cost_threshold: float = 0.01  # $/1K tokens under which a cluster counts as cheap
+    enable_external_fallback: bool = True
+    health_check_interval: float = 30.0
+    max_latency_ms: float = 5000.0
+    max_queue_depth: int = 10
+    default_max_tokens: int = 256  # expected output tokens when a request sets no max_tokens
+    max_fallbacks: int = 2  # targets tried after the primary inside one request
+    complexity_threshold: float | None = None  # calibrated score above which a prompt counts as complex
+
+
+@dataclass(frozen=True, slots=True)
+class LocalLaunch:
+    """How `llm-router up` runs this cluster itself: a llama.cpp server on a generated tiny model."""
+
+    n_layers: int = 2
+    n_embd: int = 64
+    parallel: int = 2  # slots; the server's context is the cluster's contextWindow per slot
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    name: str
+    endpoint: Url
+    cost_per_hour: float
+    region: str = ""
+    provider: str = "local"
+    tokens_per_second: float = 50.0  # declared throughput: the prior until measurements arrive
+    model: str = "local"
+    context_window: int = 4096
+    tier: Tier = Tier.MEDIUM
+    auth_type: str = "none"
+    shared_secret: Secret | None = None
+    max_queue_depth: int | None = None
+    launch: LocalLaunch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    type: str  # openai, claude, gemini
+    api_key: Secret
+    default_model: str
+    base_url: Url
+    enabled: bool = True
+    tier: Tier | None = None  # overrides the price table's tier for the default model
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig
+    router: RouterConfig
+    clusters: tuple[ClusterConfig, ...]
+    providers: tuple[ProviderConfig, ...]
+    prices: dict[str, ModelPrice] = field(default_factory=dict)
+
+    @property
+    def enabled_providers(self) -> tuple[ProviderConfig, ...]:
+        return tuple(p for p in self.providers if p.enabled)

@@ -1,0 +1,126 @@
+"""Envoy clusters: the controller's two ports and one cluster per routing target."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from extproc.config.model import RouterConfig
+from extproc.routing.targets import Target
+
+CONTROLLER_GRPC = "llm_router_controller_grpc"
+CONTROLLER_HTTP = "llm_router_controller_http"
+METADATA_NAMESPACE = "llm_router"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Envoy's active health check is the fast path for a dead cluster; the controller's poller is the slow one.
+MAX_HEALTH_CHECK_INTERVAL = 5.0
+
+
+def controller_grpc(host: str, port: int) -> dict[str, Any]:
+    cluster = _static(CONTROLLER_GRPC, host, port)
+    cluster["typed_extension_protocol_options"] = _http_options(
+        {
+            "explicit_http_config": {
+                "http2_protocol_options": {"connection_keepalive": {"interval": "30s", "timeout": "5s"}},
+            }
+        }
+    )
+    return cluster
+
+
+def controller_http(host: str, port: int) -> dict[str, Any]:
+    return _static(CONTROLLER_HTTP, host, port)
+
+
+def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
+    url = target.url
+    cluster: dict[str, Any] = {
+        "name": target.envoy_cluster,
+        "type": "STATIC" if _is_ip(url.host) else ("STRICT_DNS" if target.is_cluster else "LOGICAL_DNS"),
+        "connect_timeout": "5s",
+        "dns_lookup_family": "V4_PREFERRED",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": target.envoy_cluster,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {"address": _socket(url.host, url.port), "hostname": url.host},
+                            "metadata": {"filter_metadata": {METADATA_NAMESPACE: {"target": target.name}}},
+                        }
+                    ]
+                }
+            ],
+        },
+        "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
+    }
+    if url.tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": url.host,
+                "common_tls_context": {
+                    "validation_context": {
+                        "trusted_ca": {"filename": SYSTEM_CA_BUNDLE},
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "DNS", "matcher": {"exact": url.host}}
+                        ],
+                    }
+                },
+            },
+        }
+    if target.is_cluster:
+        interval = min(router.health_check_interval, MAX_HEALTH_CHECK_INTERVAL)
+        cluster["health_checks"] = [
+            {
+                "timeout": "1s",
+                "interval": f"{interval:g}s",
+                "unhealthy_threshold": 1,
+                "healthy_threshold": 1,
+                "http_health_check": {"path": f"{url.path}/health"},
+            }
+        ]
+    return cluster
+
+
+def _static(name: str, host: str, port: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {"address": _socket(host, port)},
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _http_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            **options,
+        }
+    }
+
+
+def _socket(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

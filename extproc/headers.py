@@ -1,0 +1,16 @@
+"""Header names shared by the controller and the Envoy config it renders."""
+
+CLUSTER_HEADER = "x-llm-router-cluster"  # set by the controller; Envoy's route picks the cluster from it
+STRATEGY_HEADER = "x-llm-router-strategy"  # a client's per-request strategy override
+TARGET_HEADER = "x-llm-router-target"
+REASON_HEADER = "x-llm-router-reason"
+ESTIMATED_COST_HEADER = "x-llm-router-estimated-cost-usd"
+# The client's own credentials never travel to a target.
+CLIENT_CREDENTIAL_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "api-key",
+    "proxy-authorization",
+    "cookie",
+)

@@ -1,0 +1,118 @@
+"""The routing decision: price every target for this request, drop the ineligible, let the strategy rank."""
+
+from __future__ import annotations
+
+from extproc.clusters.status import StatusBoard
+from extproc.config.model import STRATEGIES as STRATEGY_NAMES
+from extproc.config.model import Config
+from extproc.routing.complexity import assess
+from extproc.routing.decision import Candidate, Decision, StrategyInput
+from extproc.routing.estimate import estimate
+from extproc.routing.request import BadRequest, ChatRequest
+from extproc.routing.strategies import STRATEGIES
+from extproc.routing.targets import Target, build_targets
+
+
+class NoTarget(Exception):
+    """No target can take the request; `status` says whose fault that is (400 the client's, 503 ours)."""
+
+    def __init__(self, message: str, status: int, code: str, decision: Decision) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.decision = decision
+
+
+class Router:
+    def __init__(self, config: Config, status: StatusBoard) -> None:
+        self.config = config
+        self.status = status
+        self.targets: tuple[Target, ...] = build_targets(config)
+        self.by_name = {t.name: t for t in self.targets}
+
+    def live_price_per_1k(self, target: Target) -> float:
+        """A cluster's $/1K from measured throughput (declared until measured); a provider's output price."""
+        return estimate(target, self.status[target.name], 0, 1000).cost_usd
+
+    def strategy_for(self, override: str | None) -> str:
+        if override is None:
+            return self.config.router.routing_strategy
+        if override not in STRATEGY_NAMES:
+            raise BadRequest(
+                f"Invalid x-llm-router-strategy {override!r}: use one of {', '.join(STRATEGY_NAMES)}.",
+                param="x-llm-router-strategy",
+                code="invalid_strategy",
+            )
+        return override
+
+    def decide(self, request: ChatRequest, strategy: str) -> Decision:
+        router = self.config.router
+        output_tokens = request.max_tokens or router.default_max_tokens
+        candidates = [self._candidate(t, request, output_tokens) for t in self.targets]
+        complexity = assess(request.body)
+        eligible = [c for c in candidates if c.skip is None]
+        decision = Decision(strategy, [], "", "", complexity, request.input_tokens, output_tokens, candidates)
+        if not eligible:
+            raise self._no_target(candidates, decision)
+        ranking = STRATEGIES[strategy](StrategyInput(eligible, complexity, router))
+        if not ranking.order:
+            raise NoTarget(
+                f"Strategy {strategy} found no target: {ranking.detail}.", 503, "no_target", decision
+            )
+        decision.chain = ranking.order[: 1 + router.max_fallbacks]
+        decision.reason, decision.detail = ranking.reason, ranking.detail
+        return decision
+
+    def _candidate(self, target: Target, request: ChatRequest, output_tokens: int) -> Candidate:
+        status = self.status[target.name]
+        candidate = Candidate(target, estimate(target, status, request.input_tokens, output_tokens))
+        candidate.skip = self._skip_reason(target, candidate, request)
+        return candidate
+
+    def _skip_reason(self, target: Target, candidate: Candidate, request: ChatRequest) -> str | None:
+        status = self.status[target.name]
+        if not status.healthy:
+            return "unhealthy" if status.last_poll else "not ready"
+        context = status.context_window or target.context_window
+        needed = request.input_tokens + (request.max_tokens or 0)
+        if needed > context:
+            return f"context window {context} < {needed} tokens needed"
+        if request.max_tokens and request.max_tokens > target.max_output:
+            return f"max_tokens {request.max_tokens} > model's max output {target.max_output}"
+        if target.is_cluster:
+            return self._cluster_admission(target, candidate)
+        return None
+
+    def _cluster_admission(self, target: Target, candidate: Candidate) -> str | None:
+        assert target.cluster is not None
+        router = self.config.router
+        limit = (
+            target.cluster.max_queue_depth
+            if target.cluster.max_queue_depth is not None
+            else router.max_queue_depth
+        )
+        status = self.status[target.name]
+        if status.queue_depth > limit:
+            return f"queue depth {status.queue_depth} > max {limit}"
+        if candidate.latency_ms > router.max_latency_ms:
+            return f"expected latency {candidate.latency_ms:.0f} ms > max {router.max_latency_ms:.0f} ms"
+        return None
+
+    def _no_target(self, candidates: list[Candidate], decision: Decision) -> NoTarget:
+        if candidates and all(c.skip and "tokens needed" in c.skip for c in candidates):
+            largest = max((c.target.context_window for c in candidates), default=0)
+            return NoTarget(
+                f"This request needs {decision.input_tokens} input tokens plus max_tokens, more than the largest "
+                f"context window available ({largest} tokens). Shorten the messages or lower max_tokens.",
+                400,
+                "context_length_exceeded",
+                decision,
+            )
+        reasons = "; ".join(f"{c.target.name}: {c.skip}" for c in candidates)
+        return NoTarget(
+            f"No target is available for this request ({reasons or 'none configured'}).",
+            503,
+            "no_target_available",
+            decision,
+        )

@@ -1,0 +1,88 @@
+"""The controller's admin HTTP server: /health (seed JSON shape), /metrics (Prometheus), /v1/models.
+
+Envoy routes these paths from its listener here too, so clients see them on the router's own port.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from extproc.server.runtime import Runtime
+
+
+def admin_app(runtime: Callable[[], Runtime]) -> web.Application:
+    app = web.Application()
+
+    async def health(_: web.Request) -> web.Response:
+        report = health_report(runtime())
+        status = 503 if report["status"] == "unhealthy" else 200
+        return web.Response(body=orjson.dumps(report), status=status, content_type="application/json")
+
+    async def metrics(_: web.Request) -> web.Response:
+        current = runtime()
+        refresh_gauges(current)
+        return web.Response(
+            body=generate_latest(current.metrics.registry), headers={"content-type": CONTENT_TYPE_LATEST}
+        )
+
+    async def models(_: web.Request) -> web.Response:
+        current = runtime()
+        created = int(time.time())
+        data = [
+            {"id": t.model, "object": "model", "created": created, "owned_by": t.name}
+            for t in current.router.targets
+        ]
+        return web.Response(
+            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+        )
+
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/models", models)
+    return app
+
+
+def health_report(runtime: Runtime) -> dict:
+    clusters = [t for t in runtime.router.targets if t.is_cluster]
+    providers = [t for t in runtime.router.targets if not t.is_cluster]
+    healthy_clusters = sum(runtime.status[t.name].healthy for t in clusters)
+    healthy_providers = sum(runtime.status[t.name].healthy for t in providers)
+    healthy = healthy_clusters + healthy_providers
+    total = len(clusters) + len(providers)
+    return {
+        "status": "healthy" if healthy == total else "degraded" if healthy else "unhealthy",
+        "healthy_clusters": healthy_clusters,
+        "total_clusters": len(clusters),
+        "healthy_providers": healthy_providers,
+        "total_providers": len(providers),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "clusters": {t.name: _cluster_section(runtime, t.name) for t in clusters},
+    }
+
+
+def _cluster_section(runtime: Runtime, name: str) -> dict:
+    status = runtime.status[name]
+    return {
+        "healthy": status.healthy,
+        "queue_depth": status.queue_depth,
+        "last_poll": status.last_poll,
+        "last_error": status.last_error,
+    }
+
+
+def refresh_gauges(runtime: Runtime) -> None:
+    m = runtime.metrics
+    for target in runtime.router.targets:
+        status = runtime.status[target.name]
+        if target.is_cluster:
+            m.cluster_health.labels(target.name, target.family, target.region).set(1 if status.healthy else 0)
+            price = runtime.router.live_price_per_1k(target)
+            m.cluster_cost.labels(target.name, target.family).set(price)
+        else:
+            m.provider_health.labels(target.name, target.family).set(1 if status.healthy else 0)
+            m.provider_cost.labels(target.name, target.model).set(target.output_per_1k)

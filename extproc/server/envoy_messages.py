@@ -1,0 +1,58 @@
+"""Builders for Envoy ext_proc v3 replies (messages from the `xds-protos` registry package).
+
+Header values always go in `raw_value`: Envoy ignores `value` in ext_proc mutations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.protobuf.struct_pb2 import Struct
+
+OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
+BUFFERED = ProcessingMode.BodySendMode.BUFFERED
+STREAMED = ProcessingMode.BodySendMode.STREAMED
+
+EMPTY_REQUEST_HEADERS_REPLY = ep.ProcessingResponse(request_headers=ep.HeadersResponse())
+EMPTY_RESPONSE_BODY_REPLY = ep.ProcessingResponse(response_body=ep.BodyResponse())
+
+
+def header_map(headers: ep.HttpHeaders) -> dict[str, str]:
+    """Lower-case name -> value of the headers Envoy sent."""
+    return {h.key: h.raw_value.decode("latin-1") if h.raw_value else h.value for h in headers.headers.headers}
+
+
+def mutation(set_headers: Iterable[tuple[str, str]] = (), remove: Iterable[str] = ()) -> ep.HeaderMutation:
+    return ep.HeaderMutation(
+        set_headers=[
+            HeaderValueOption(
+                header=HeaderValue(key=k, raw_value=v.encode("latin-1")), append_action=OVERWRITE
+            )
+            for k, v in set_headers
+        ],
+        remove_headers=list(remove),
+    )
+
+
+def immediate(
+    status: int, body: bytes, headers: Iterable[tuple[str, str]] = (), details: str = ""
+) -> ep.ProcessingResponse:
+    """Answer the client directly (the request never reaches a target)."""
+    return ep.ProcessingResponse(
+        immediate_response=ep.ImmediateResponse(
+            status=HttpStatus(code=status),
+            headers=mutation([("content-type", "application/json"), *headers]),
+            body=body,
+            details=details,
+        )
+    )
+
+
+def metadata(namespace: str, values: dict[str, str]) -> Struct:
+    struct = Struct()
+    struct.update({namespace: values})
+    return struct

@@ -1,0 +1,26 @@
+"""Everything a request needs from the controller, in one object that a config reload swaps whole."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from extproc.clusters.status import StatusBoard
+from extproc.config.model import Config
+from extproc.metrics import Metrics
+from extproc.routing.router import Router
+from extproc.server.accounting import Accounting
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: Config
+    router: Router
+    status: StatusBoard
+    metrics: Metrics
+    accounting: Accounting
+
+    @classmethod
+    def build(cls, config: Config, metrics: Metrics | None = None) -> Runtime:
+        status = StatusBoard([c.name for c in config.clusters], [p.name for p in config.enabled_providers])
+        metrics = metrics or Metrics()
+        return cls(config, Router(config, status), status, metrics, Accounting(metrics))
