@@ -25,14 +25,14 @@ class ManagedProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def launch(self, command: list[str]) -> None:
+    def launch(self, command: list[str], env: dict[str, str] | None = None) -> None:
         """Start the process (returns at once; wait with `wait_http_ready`)."""
         if self._proc is not None:
             raise RuntimeError(f"{self.name} already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
             )
 
     def log_tail(self, lines: int = 30) -> str:

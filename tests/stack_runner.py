@@ -1,0 +1,75 @@
+"""Run the real stack (`llm-router up --config FILE` as a child process) on free ports, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from extproc.local.llama_server import free_port
+from extproc.local.process import ManagedProcess
+
+STARTUP_TIMEOUT = 120.0
+
+
+def local_cluster(name: str, cost_per_hour: float, **extra: Any) -> dict[str, Any]:
+    """A cluster that `up` launches itself: a llama.cpp server on the tiny generated model."""
+    return {
+        "name": name,
+        "endpoint": f"http://127.0.0.1:{free_port()}",
+        "provider": name.split("-")[-1],
+        "region": "local",
+        "costPerHour": cost_per_hour,
+        "tokensPerSecond": 200,
+        "model": "tiny-llama",
+        "contextWindow": 2048,
+        "launch": {"layers": 2, "embeddingSize": 64, "parallel": 2},
+        **extra,
+    }
+
+
+def stack_document(clusters: list[dict[str, Any]], providers: list[dict[str, Any]] = (), **router: Any) -> dict:
+    return {
+        "server": {
+            "port": free_port(),
+            "envoyAdminPort": free_port(),
+            "grpcPort": free_port(),
+            "httpPort": free_port(),
+        },
+        "router": {"routingStrategy": "hybrid", "healthCheckInterval": "500ms", **router},
+        "clusters": clusters,
+        "externalProviders": list(providers),
+    }
+
+
+class RunningStack:
+    def __init__(self, document: dict, process: ManagedProcess) -> None:
+        self.document = document
+        self.process = process
+        self.url = f"http://127.0.0.1:{document['server']['port']}"
+        self.admin_url = f"http://127.0.0.1:{document['server']['envoyAdminPort']}"
+
+    def log(self) -> str:
+        return self.process.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_stack(document: dict, workdir: Path, env: dict[str, str] | None = None) -> Iterator[RunningStack]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "router.yaml"
+    config.write_text(yaml.safe_dump(document))
+    process = ManagedProcess("llm-router up", workdir / "up.log")
+    child_env = {**os.environ, "TMPDIR": str(workdir), **(env or {})}
+    process.launch([sys.executable, "-m", "extproc.cli", "up", "--config", str(config)], env=child_env)
+    stack = RunningStack(document, process)
+    try:
+        asyncio.run(process.wait_http_ready(f"{stack.url}/health", STARTUP_TIMEOUT))
+        yield stack
+    finally:
+        process.stop(grace=10)
