@@ -14,3 +14,6 @@ CLIENT_CREDENTIAL_HEADERS = (
     "proxy-authorization",
     "cookie",
 )
+DECISION_HEADER = "x-llm-router-decision"  # internal: router ext_proc -> attempt ext_proc, never leaves Envoy
+ATTEMPT_HEADER = "x-envoy-attempt-count"  # set by Envoy on each upstream attempt
+PHASE_METADATA = "x-llm-router-phase"  # gRPC metadata telling the controller which ext_proc filter is calling

@@ -58,6 +58,21 @@ class Metrics:
             ["provider", "model"],
             registry=r,
         )
+        self.cluster_queue_depth = Gauge(
+            "llm_router_cluster_queue_depth", "Requests waiting for a slot on the cluster", ["cluster"], registry=r
+        )
+        self.cluster_tokens_per_second = Gauge(
+            "llm_router_cluster_tokens_per_second",
+            "Cluster generation speed in use for costing (measured, else declared)",
+            ["cluster"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "llm_router_fallbacks",
+            "Attempts moved to the next target of a chain, with why the previous one was left",
+            ["from", "to", "reason"],
+            registry=r,
+        )
         self.bad_requests = Counter(
             "llm_router_rejected_requests",
             "Requests answered by the router itself with an error",

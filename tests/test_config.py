@@ -70,8 +70,7 @@ def test_unset_variable_is_named_with_its_key_path() -> None:
     del env["OPENAI_API_KEY"]
     problems = problems_of(SEED, env)
     assert any(
-        p.startswith("externalProviders[0].apiKey: environment variable OPENAI_API_KEY is not set")
-        for p in problems
+        p.startswith("externalProviders[0].apiKey: environment variable OPENAI_API_KEY is not set") for p in problems
     )
 
 
@@ -138,10 +137,7 @@ def test_secret_from_file(tmp_path: Path) -> None:
 
 
 def test_pricing_override_and_new_model() -> None:
-    text = (
-        SEED
-        + "pricing:\n  gpt-4o-mini: {input: 1.0}\n  my-model: {input: 0.1, output: 0.2, contextWindow: 1000}\n"
-    )
+    text = SEED + "pricing:\n  gpt-4o-mini: {input: 1.0}\n  my-model: {input: 0.1, output: 0.2, contextWindow: 1000}\n"
     config = parse_config_text(text, SEED_ENV)
     assert config.prices["gpt-4o-mini"].input == 1.0 and config.prices["gpt-4o-mini"].output == 0.60
     assert config.prices["my-model"].context_window == 1000

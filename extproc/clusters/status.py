@@ -19,6 +19,20 @@ class TargetStatus:
     last_poll: float | None = None
     last_error: str | None = None
 
+    @property
+    def slots(self) -> int:
+        return max(self.total_slots or 1, 1)
+
+    @property
+    def busy(self) -> int:
+        """Requests in or waiting for a slot: the server's view or ours, whichever is larger."""
+        return max(self.processing + self.queue_depth, self.in_flight)
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot (llama.cpp's `requests_deferred`, or our in-flight count beyond slots)."""
+        return max(self.queue_depth, self.in_flight - self.slots, 0)
+
     def mark_polled(self, healthy: bool, error: str | None = None) -> None:
         self.healthy = healthy
         self.last_error = error

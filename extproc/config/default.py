@@ -19,9 +19,7 @@ def default_document() -> dict:
 def default_config(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     document = default_document()
-    document["externalProviders"] = [
-        p for p in document["externalProviders"] if _key_is_set(p["apiKey"], env)
-    ]
+    document["externalProviders"] = [p for p in document["externalProviders"] if _key_is_set(p["apiKey"], env)]
     return parse_config(document, env)
 
 

@@ -71,9 +71,7 @@ def parse_config(document: Any, env: Mapping[str, str] | None = None) -> Config:
     prices = _prices(root.section("pricing"))
     clusters = tuple(c for c in (_cluster(Reader(n, p, problems)) for p, n in root.items("clusters")) if c)
     providers = tuple(
-        p
-        for p in (_provider(Reader(n, at, problems), prices) for at, n in root.items("externalProviders"))
-        if p
+        p for p in (_provider(Reader(n, at, problems), prices) for at, n in root.items("externalProviders")) if p
     )
     root.finish()
     _check_names(clusters, providers, problems)
@@ -103,6 +101,7 @@ def _server(r: Reader) -> ServerConfig:
         grpc_port=r.port("grpcPort", d.grpc_port),
         http_port=r.port("httpPort", d.http_port),
         controller_host=r.string("controllerHost", d.controller_host) or d.controller_host,
+        controller_bind_host=r.string("controllerBindHost"),
         max_request_bytes=r.size("maxRequestBytes", d.max_request_bytes),
         request_timeout=r.duration("requestTimeout", d.request_timeout),
     )

@@ -61,6 +61,7 @@ class ServerConfig:
     grpc_port: int = 50051  # the controller's ext_proc / ext_authz gRPC server
     http_port: int = 8081  # the controller's admin HTTP server (/health, /metrics)
     controller_host: str = "127.0.0.1"  # where Envoy reaches the controller
+    controller_bind_host: str | None = None  # where the controller listens (default: controller_host)
     max_request_bytes: int = 8 * 2**20
     request_timeout: float = 300.0  # seconds a whole routed request may take (0 = none)
 

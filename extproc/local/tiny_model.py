@@ -150,9 +150,7 @@ def cached_model_path(spec: TinyModelSpec = TinyModelSpec()) -> Path:
     return base / f"{spec.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.gguf"
 
 
-def ensure_model(
-    spec: TinyModelSpec = TinyModelSpec(), progress: Callable[[str], None] | None = None
-) -> Path:
+def ensure_model(spec: TinyModelSpec = TinyModelSpec(), progress: Callable[[str], None] | None = None) -> Path:
     """Return the cached model for ``spec``, generating it first (atomically) if it is missing."""
     path = cached_model_path(spec)
     if path.exists():

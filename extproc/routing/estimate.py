@@ -30,18 +30,15 @@ def estimate(target: Target, status: TargetStatus, input_tokens: int, output_tok
     )
 
 
-def _cluster_estimate(
-    target: Target, status: TargetStatus, input_tokens: int, output_tokens: int
-) -> Estimate:
+def _cluster_estimate(target: Target, status: TargetStatus, input_tokens: int, output_tokens: int) -> Estimate:
     assert target.cluster is not None
     generation = status.measured_tokens_per_second or target.tokens_per_second
     prompt = status.measured_prompt_tokens_per_second or generation * PROMPT_SPEEDUP
     price = cluster_price_per_1k(target.cluster.cost_per_hour, generation)
     prompt_price = cluster_price_per_1k(target.cluster.cost_per_hour, prompt)
     per_request_ms = input_tokens / prompt * 1000.0 + output_tokens / generation * 1000.0
-    slots = max(status.total_slots or 1, 1)
-    waiting = status.queue_depth + max(status.processing + status.in_flight - slots, 0)
-    queue_wait_ms = waiting / slots * per_request_ms
+    ahead = status.busy - status.slots + 1  # requests that must finish before a slot frees up for this one
+    queue_wait_ms = max(ahead, 0) / status.slots * per_request_ms
     return Estimate(
         _dollars(input_tokens, output_tokens, prompt_price, price),
         queue_wait_ms + per_request_ms,

@@ -7,7 +7,7 @@ from extproc.config.model import STRATEGIES as STRATEGY_NAMES
 from extproc.config.model import Config
 from extproc.routing.complexity import assess
 from extproc.routing.decision import Candidate, Decision, StrategyInput
-from extproc.routing.estimate import estimate
+from extproc.routing.estimate import Estimate, estimate
 from extproc.routing.request import BadRequest, ChatRequest
 from extproc.routing.strategies import STRATEGIES
 from extproc.routing.targets import Target, build_targets
@@ -31,9 +31,13 @@ class Router:
         self.targets: tuple[Target, ...] = build_targets(config)
         self.by_name = {t.name: t for t in self.targets}
 
+    def estimate(self, target: Target, input_tokens: int, output_tokens: int) -> Estimate:
+        """Expected cost and latency on `target` now (clusters priced from their live throughput)."""
+        return estimate(target, self.status[target.name], input_tokens, output_tokens)
+
     def live_price_per_1k(self, target: Target) -> float:
         """A cluster's $/1K from measured throughput (declared until measured); a provider's output price."""
-        return estimate(target, self.status[target.name], 0, 1000).cost_usd
+        return self.estimate(target, 0, 0).output_per_1k
 
     def strategy_for(self, override: str | None) -> str:
         if override is None:
@@ -57,9 +61,7 @@ class Router:
             raise self._no_target(candidates, decision)
         ranking = STRATEGIES[strategy](StrategyInput(eligible, complexity, router))
         if not ranking.order:
-            raise NoTarget(
-                f"Strategy {strategy} found no target: {ranking.detail}.", 503, "no_target", decision
-            )
+            raise NoTarget(f"Strategy {strategy} found no target: {ranking.detail}.", 503, "no_target", decision)
         decision.chain = ranking.order[: 1 + router.max_fallbacks]
         decision.reason, decision.detail = ranking.reason, ranking.detail
         return decision
@@ -87,14 +89,10 @@ class Router:
     def _cluster_admission(self, target: Target, candidate: Candidate) -> str | None:
         assert target.cluster is not None
         router = self.config.router
-        limit = (
-            target.cluster.max_queue_depth
-            if target.cluster.max_queue_depth is not None
-            else router.max_queue_depth
-        )
+        limit = target.cluster.max_queue_depth if target.cluster.max_queue_depth is not None else router.max_queue_depth
         status = self.status[target.name]
-        if status.queue_depth > limit:
-            return f"queue depth {status.queue_depth} > max {limit}"
+        if status.waiting > limit:
+            return f"queue depth {status.waiting} > max {limit}"
         if candidate.latency_ms > router.max_latency_ms:
             return f"expected latency {candidate.latency_ms:.0f} ms > max {router.max_latency_ms:.0f} ms"
         return None

@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from extproc.routing.targets import Target
 from extproc.server.runtime import Runtime
 
 
@@ -34,12 +35,9 @@ def admin_app(runtime: Callable[[], Runtime]) -> web.Application:
         current = runtime()
         created = int(time.time())
         data = [
-            {"id": t.model, "object": "model", "created": created, "owned_by": t.name}
-            for t in current.router.targets
+            {"id": t.model, "object": "model", "created": created, "owned_by": t.name} for t in current.router.targets
         ]
-        return web.Response(
-            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
-        )
+        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
@@ -61,17 +59,27 @@ def health_report(runtime: Runtime) -> dict:
         "healthy_providers": healthy_providers,
         "total_providers": len(providers),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "clusters": {t.name: _cluster_section(runtime, t.name) for t in clusters},
+        "clusters": {t.name: _cluster_section(runtime, t) for t in clusters},
     }
 
 
-def _cluster_section(runtime: Runtime, name: str) -> dict:
-    status = runtime.status[name]
+def _cluster_section(runtime: Runtime, target: Target) -> dict:
+    status = runtime.status[target.name]
+    measured = status.measured_tokens_per_second
     return {
         "healthy": status.healthy,
-        "queue_depth": status.queue_depth,
+        "state": "ready" if status.healthy else (status.last_error or "not polled yet"),
+        "queue_depth": status.waiting,
+        "processing": status.processing,
+        "in_flight": status.in_flight,
+        "slots": status.total_slots,
+        "context_window": status.context_window or target.context_window,
+        "tokens_per_second": measured or target.tokens_per_second,
+        "prompt_tokens_per_second": status.measured_prompt_tokens_per_second,
+        "throughput_source": "measured" if measured else "declared",
+        "cost_per_1k_tokens": runtime.router.live_price_per_1k(target),
+        "cost_per_hour": target.cluster.cost_per_hour if target.cluster else None,
         "last_poll": status.last_poll,
-        "last_error": status.last_error,
     }
 
 
@@ -83,6 +91,10 @@ def refresh_gauges(runtime: Runtime) -> None:
             m.cluster_health.labels(target.name, target.family, target.region).set(1 if status.healthy else 0)
             price = runtime.router.live_price_per_1k(target)
             m.cluster_cost.labels(target.name, target.family).set(price)
+            m.cluster_queue_depth.labels(target.name).set(status.waiting)
+            m.cluster_tokens_per_second.labels(target.name).set(
+                status.measured_tokens_per_second or target.tokens_per_second
+            )
         else:
             m.provider_health.labels(target.name, target.family).set(1 if status.healthy else 0)
             m.provider_cost.labels(target.name, target.model).set(target.output_per_1k)

@@ -38,22 +38,21 @@ class Controller:
 
     async def start(self) -> None:
         config = self.runtime.config
+        host = config.server.controller_bind_host or config.server.controller_host
         self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
         add_ExternalProcessorServicer_to_server(ExternalProcessor(self.current), self._grpc)
-        self._grpc.add_insecure_port(f"{config.server.controller_host}:{config.server.grpc_port}")
+        self._grpc.add_insecure_port(f"{host}:{config.server.grpc_port}")
         await self._grpc.start()
         self._http = web.AppRunner(admin_app(self.current), access_log=None)
         await self._http.setup()
-        await web.TCPSite(self._http, config.server.controller_host, config.server.http_port).start()
-        self._poller = ClusterPoller(
-            config.clusters, self.runtime.status, config.router.health_check_interval
-        )
+        await web.TCPSite(self._http, host, config.server.http_port).start()
+        self._poller = ClusterPoller(config.clusters, self.runtime.status, config.router.health_check_interval)
         self._poller.start()
         log.info(
             "controller serving: ext_proc gRPC on %s:%d, admin HTTP on %s:%d",
-            config.server.controller_host,
+            host,
             config.server.grpc_port,
-            config.server.controller_host,
+            host,
             config.server.http_port,
         )
 

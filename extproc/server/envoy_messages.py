@@ -11,7 +11,6 @@ from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.type.v3.http_status_pb2 import HttpStatus
-from google.protobuf.struct_pb2 import Struct
 
 OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
 BUFFERED = ProcessingMode.BodySendMode.BUFFERED
@@ -29,9 +28,7 @@ def header_map(headers: ep.HttpHeaders) -> dict[str, str]:
 def mutation(set_headers: Iterable[tuple[str, str]] = (), remove: Iterable[str] = ()) -> ep.HeaderMutation:
     return ep.HeaderMutation(
         set_headers=[
-            HeaderValueOption(
-                header=HeaderValue(key=k, raw_value=v.encode("latin-1")), append_action=OVERWRITE
-            )
+            HeaderValueOption(header=HeaderValue(key=k, raw_value=v.encode("latin-1")), append_action=OVERWRITE)
             for k, v in set_headers
         ],
         remove_headers=list(remove),
@@ -50,9 +47,3 @@ def immediate(
             details=details,
         )
     )
-
-
-def metadata(namespace: str, values: dict[str, str]) -> Struct:
-    struct = Struct()
-    struct.update({namespace: values})
-    return struct

@@ -1,18 +1,19 @@
-"""The ext_proc v3 gRPC service: one `Process` stream per HTTP request, ended by us after the last reply."""
+"""The ext_proc v3 gRPC service: one `Process` stream per HTTP request (or per attempt), ended by us after
+the last reply. Envoy's two ext_proc filters tell which one is calling in the stream's initial metadata."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3.external_processor_pb2_grpc import ExternalProcessorServicer
 
-from extproc.server.exchange import Exchange
+from extproc.envoy_config.names import ATTEMPT_PHASE
+from extproc.headers import PHASE_METADATA
+from extproc.server.attempt_exchange import AttemptExchange
+from extproc.server.route_exchange import RouteExchange
 from extproc.server.runtime import Runtime
-
-log = logging.getLogger(__name__)
 
 
 class ExternalProcessor(ExternalProcessorServicer):
@@ -22,8 +23,14 @@ class ExternalProcessor(ExternalProcessorServicer):
     async def Process(
         self, request_iterator: AsyncIterator[ep.ProcessingRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ep.ProcessingResponse]:
-        exchange = Exchange(self._runtime())
-        async for message in request_iterator:
-            yield exchange.handle(message)
-            if exchange.finished:
-                return
+        is_attempt = any(
+            key == PHASE_METADATA and value == ATTEMPT_PHASE for key, value in context.invocation_metadata() or ()
+        )
+        exchange = (AttemptExchange if is_attempt else RouteExchange)(self._runtime())
+        try:
+            async for message in request_iterator:
+                yield exchange.handle(message)
+                if exchange.finished:
+                    return
+        finally:
+            exchange.close()

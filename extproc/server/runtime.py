@@ -9,6 +9,7 @@ from extproc.config.model import Config
 from extproc.metrics import Metrics
 from extproc.routing.router import Router
 from extproc.server.accounting import Accounting
+from extproc.server.failures import FailureLog
 
 
 @dataclass(slots=True)
@@ -18,9 +19,11 @@ class Runtime:
     status: StatusBoard
     metrics: Metrics
     accounting: Accounting
+    failures: FailureLog
 
     @classmethod
     def build(cls, config: Config, metrics: Metrics | None = None) -> Runtime:
         status = StatusBoard([c.name for c in config.clusters], [p.name for p in config.enabled_providers])
         metrics = metrics or Metrics()
-        return cls(config, Router(config, status), status, metrics, Accounting(metrics))
+        router = Router(config, status)
+        return cls(config, router, status, metrics, Accounting(metrics, router), FailureLog())

@@ -1,46 +1,53 @@
-"""One client request's conversation with Envoy's ext_proc filter, phase by phase.
+"""One attempt of a request at one target (Envoy's upstream ext_proc, run once per try, retries included).
 
-Request headers (noted) -> request body (parse, decide, rewrite for the target) -> response headers
-(router headers, choose how to read the body) -> response body (translate back, account usage).
+Request headers (which target this attempt reached, from the upstream host's metadata) -> request body
+(translated afresh from the client's original for this target, credentials injected) -> response headers
+(router headers, how to read the body) -> response body (translated back to OpenAI's shape, usage accounted).
 """
 
 from __future__ import annotations
 
+import re
 import time
 
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
+from extproc.envoy_config.names import METADATA_NAMESPACE
 from extproc.headers import (
-    CLIENT_CREDENTIAL_HEADERS,
-    CLUSTER_HEADER,
+    ATTEMPT_HEADER,
+    DECISION_HEADER,
     ESTIMATED_COST_HEADER,
     REASON_HEADER,
-    STRATEGY_HEADER,
     TARGET_HEADER,
 )
-from extproc.providers.base import StreamTranslator, TranslatedResponse, Translator, Usage
+from extproc.providers.base import StreamTranslator, Translator, Usage
 from extproc.providers.errors import openai_error
 from extproc.providers.registry import translator_for
-from extproc.routing.decision import Decision
 from extproc.routing.request import BadRequest, ChatRequest, parse_chat_request
-from extproc.routing.router import NoTarget
 from extproc.routing.targets import Target
 from extproc.server import envoy_messages as msg
+from extproc.server.decision_header import CarriedDecision, decode_decision
 from extproc.server.runtime import Runtime
 
+HOST_METADATA_ATTRIBUTE = "xds.upstream_host_metadata"
+_TARGET_IN_METADATA = re.compile(
+    rf'key: "{METADATA_NAMESPACE}" value \{{ fields \{{ key: "target" value \{{ string_value: "([^"]+)"'
+)
 
-class Exchange:
+
+class AttemptExchange:
     __slots__ = (
-        "_request",
         "_stream",
         "_translator",
+        "attempt",
+        "closed",
         "decision",
         "finished",
+        "request",
         "runtime",
         "started",
         "status",
-        "strategy_override",
         "target",
         "usage",
     )
@@ -49,19 +56,20 @@ class Exchange:
         self.runtime = runtime
         self.started = time.monotonic()
         self.finished = False
-        self.strategy_override: str | None = None
-        self.decision: Decision | None = None
+        self.closed = False
         self.target: Target | None = None
+        self.decision: CarriedDecision | None = None
+        self.request: ChatRequest | None = None
+        self.attempt = 1
         self.status = 0
         self.usage: Usage | None = None
-        self._request: ChatRequest | None = None
         self._translator: Translator | None = None
         self._stream: StreamTranslator | None = None
 
     def handle(self, message: ep.ProcessingRequest) -> ep.ProcessingResponse:
         phase = message.WhichOneof("request")
         if phase == "request_headers":
-            return self._on_request_headers(message.request_headers)
+            return self._on_request_headers(message)
         if phase == "request_body":
             return self._on_request_body(message.request_body)
         if phase == "response_headers":
@@ -73,87 +81,62 @@ class Exchange:
 
     # -- request ---------------------------------------------------------------------------------------
 
-    def _on_request_headers(self, headers: ep.HttpHeaders) -> ep.ProcessingResponse:
-        values = msg.header_map(headers)
-        if values.get(":method", "POST") != "POST":
-            return self._reject(
-                405,
-                "Only POST is supported on this endpoint.",
-                "method_not_allowed",
-                extra_headers=(("allow", "POST"),),
-            )
-        if headers.end_of_stream:
-            return self._reject(
-                400, "The request has no body: send a JSON chat-completions request.", "missing_body"
-            )
-        self.strategy_override = values.get(STRATEGY_HEADER)
+    def _on_request_headers(self, message: ep.ProcessingRequest) -> ep.ProcessingResponse:
+        headers = msg.header_map(message.request_headers)
+        self.decision = decode_decision(headers.get(DECISION_HEADER))
+        self.attempt = int(headers.get(ATTEMPT_HEADER, "1") or 1)
+        name = _attempt_target(message)
+        self.target = self.runtime.router.by_name.get(name) if name else None
+        if self.target is None:
+            return self._fail(500, f"The router could not tell which target this attempt reached ({name!r}).")
         return msg.EMPTY_REQUEST_HEADERS_REPLY
 
     def _on_request_body(self, body: ep.HttpBody) -> ep.ProcessingResponse:
-        router = self.runtime.router
+        assert self.target is not None
         try:
-            request = parse_chat_request(body.body)
-            decision = router.decide(request, router.strategy_for(self.strategy_override))
+            self.request = parse_chat_request(body.body)
         except BadRequest as error:
-            return self._reject(error.status, error.message, error.code, param=error.param)
-        except NoTarget as error:
-            return self._reject(error.status, error.message, error.code)
-        self._request, self.decision = request, decision
-        self.target = decision.primary.target
-        self._translator = translator_for(self.target.api)
-        upstream = self._translator.build_request(request.body, self.target.endpoint)
-        self.runtime.metrics.routing_decisions.labels(
-            self.target.name, self.target.kind.value, decision.reason
-        ).inc()
+            return self._fail(error.status, error.message)
+        target = self.target
+        self.runtime.status[target.name].in_flight += 1
+        self._note_fallback()
+        self._translator = translator_for(target.api)
+        upstream = self._translator.build_request(self.request.body, target.endpoint)
         set_headers = [
-            (CLUSTER_HEADER, self.target.envoy_cluster),
             (":path", upstream.path),
+            (":authority", target.url.host),
             ("content-length", str(len(upstream.body))),
             *upstream.headers,
         ]
-        setting = {name for name, _ in set_headers}
-        remove = [h for h in (*CLIENT_CREDENTIAL_HEADERS, STRATEGY_HEADER) if h not in setting]
         return ep.ProcessingResponse(
             request_body=ep.BodyResponse(
                 response=ep.CommonResponse(
-                    header_mutation=msg.mutation(set_headers, remove),
+                    header_mutation=msg.mutation(set_headers, (DECISION_HEADER,)),
                     body_mutation=ep.BodyMutation(body=upstream.body),
-                    clear_route_cache=True,
                 )
             )
         )
 
-    def _reject(
-        self,
-        status: int,
-        message: str,
-        code: str | None,
-        *,
-        param: str | None = None,
-        extra_headers: tuple[tuple[str, str], ...] = (),
-    ) -> ep.ProcessingResponse:
+    def _note_fallback(self) -> None:
+        if self.attempt < 2 or self.decision is None or self.target is None:
+            return
+        chain = self.decision.chain
+        previous = chain[min(self.attempt - 2, len(chain) - 1)]
+        self.runtime.metrics.fallbacks.labels(previous, self.target.name, self.runtime.failures.last(previous)).inc()
+
+    def _fail(self, status: int, message: str) -> ep.ProcessingResponse:
         self.finished = True
-        self.runtime.metrics.bad_requests.labels(str(status), code or "").inc()
-        return msg.immediate(
-            status,
-            openai_error(status, message, code=code, param=param),
-            extra_headers,
-            details=f"llm_router_{code or status}",
-        )
+        return msg.immediate(status, openai_error(status, message), details="llm_router_attempt_failed")
 
     # -- response --------------------------------------------------------------------------------------
 
     def _on_response_headers(self, headers: ep.HttpHeaders) -> ep.ProcessingResponse:
-        assert self.target is not None and self.decision is not None and self._request is not None
+        assert self.target is not None and self.request is not None and self._translator is not None
         values = msg.header_map(headers)
         self.status = int(values.get(":status", "0") or 0)
         self.runtime.metrics.requests.labels(self.target.name, str(self.status)).inc()
-        router_headers = [
-            (TARGET_HEADER, self.target.name),
-            (REASON_HEADER, self.decision.reason),
-            (ESTIMATED_COST_HEADER, f"{self.decision.primary.cost_usd:.8f}"),
-        ]
-        streaming = self.status == 200 and values.get("content-type", "").startswith("text/event-stream")
+        self.runtime.failures.record(self.target.name, self.status)
+        router_headers = self._router_headers()
         if headers.end_of_stream:
             self._finish()
             return ep.ProcessingResponse(
@@ -161,24 +144,34 @@ class Exchange:
                     response=ep.CommonResponse(header_mutation=msg.mutation(router_headers))
                 )
             )
+        streaming = self.status == 200 and values.get("content-type", "").startswith("text/event-stream")
         if streaming:
-            self._stream = self._translator.stream_translator(self.target.model, self._request.include_usage)
+            self._stream = self._translator.stream_translator(self.target.model, self.request.include_usage)
         mode = ProcessingMode(response_body_mode=msg.STREAMED if streaming else msg.BUFFERED)
-        remove = ["content-length"] if streaming else []
         return ep.ProcessingResponse(
             response_headers=ep.HeadersResponse(
-                response=ep.CommonResponse(header_mutation=msg.mutation(router_headers, remove))
+                response=ep.CommonResponse(
+                    header_mutation=msg.mutation(router_headers, ["content-length"] if streaming else [])
+                )
             ),
             mode_override=mode,
         )
+
+    def _router_headers(self) -> list[tuple[str, str]]:
+        assert self.target is not None
+        headers = [(TARGET_HEADER, self.target.name)]
+        if self.decision is not None:
+            headers.append((REASON_HEADER, self.decision.reason if self.attempt == 1 else "fallback"))
+            estimate = self.decision.estimate_for(self.target.name)
+            if estimate is not None:
+                headers.append((ESTIMATED_COST_HEADER, f"{estimate:.8f}"))
+        return headers
 
     def _on_response_body(self, body: ep.HttpBody) -> ep.ProcessingResponse:
         if self._stream is not None:
             return self._on_stream_chunk(body)
         assert self._translator is not None and self.target is not None
-        translated: TranslatedResponse = self._translator.translate_response(
-            self.status, body.body, self.target.model
-        )
+        translated = self._translator.translate_response(self.status, body.body, self.target.model)
         self.usage = translated.usage
         self._finish()
         set_headers = [("content-length", str(len(translated.body)))]
@@ -210,4 +203,27 @@ class Exchange:
 
     def _finish(self) -> None:
         self.finished = True
+        self.close()
+
+    def close(self) -> None:
+        """Account for the attempt once, however it ended (completed, or cancelled by Envoy)."""
+        if self.request is None or self.target is None or self.closed:
+            return
+        self.closed = True
+        self.runtime.status[self.target.name].in_flight -= 1
         self.runtime.accounting.record(self)
+
+
+def _attempt_target(message: ep.ProcessingRequest) -> str | None:
+    """The target name in the upstream host's metadata, which Envoy sends as a request attribute.
+
+    Envoy 1.40 renders that metadata as protobuf text (`filter_metadata { key: "llm_router" value {...} }`).
+    """
+    for attributes in message.attributes.values():
+        host = attributes.fields.get(HOST_METADATA_ATTRIBUTE)
+        if host is None:
+            continue
+        found = _TARGET_IN_METADATA.search(host.string_value)
+        if found:
+            return found.group(1)
+    return None

@@ -1,0 +1,7 @@
+"""Names shared by the rendered Envoy config and the controller."""
+
+CONTROLLER_GRPC = "llm_router_controller_grpc"
+CONTROLLER_HTTP = "llm_router_controller_http"
+METADATA_NAMESPACE = "llm_router"  # endpoint metadata (which target) and attempt dynamic metadata
+ROUTE_PHASE = "route"  # the downstream ext_proc: decide
+ATTEMPT_PHASE = "attempt"  # the upstream ext_proc: translate per attempt

@@ -1,0 +1,48 @@
+"""The decision, carried from the router's ext_proc to each attempt's ext_proc in an internal header.
+
+A header rather than controller memory, so that any controller replica can serve any attempt.
+The attempt's ext_proc removes it before the request leaves for a target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from extproc.routing.decision import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedDecision:
+    strategy: str
+    reason: str
+    chain: tuple[str, ...]
+    estimated_cost_usd: tuple[float, ...]  # per chain element
+
+    def estimate_for(self, target: str) -> float | None:
+        try:
+            return self.estimated_cost_usd[self.chain.index(target)]
+        except ValueError:
+            return None
+
+
+def encode_decision(decision: Decision) -> str:
+    return orjson.dumps(
+        {
+            "s": decision.strategy,
+            "r": decision.reason,
+            "c": [c.target.name for c in decision.chain],
+            "e": [round(c.cost_usd, 10) for c in decision.chain],
+        }
+    ).decode()
+
+
+def decode_decision(value: str | None) -> CarriedDecision | None:
+    if not value:
+        return None
+    try:
+        data = orjson.loads(value)
+        return CarriedDecision(str(data["s"]), str(data["r"]), tuple(data["c"]), tuple(data["e"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None

@@ -1,0 +1,101 @@
+"""The router's half of a request (Envoy's downstream ext_proc): parse the body once, decide, pick the route.
+
+Two messages: request headers (noted; answering them keeps the route open) and the buffered body. The reply
+sets the cluster header to the decision's chain (a target cluster, or an aggregate cluster whose priorities
+are the fallbacks), clears the route cache, strips the client's credentials, and hands the decision to the
+per-attempt half in an internal header. The body itself is left untouched: every attempt translates it
+afresh for its own target.
+"""
+
+from __future__ import annotations
+
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+
+from extproc.headers import CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, DECISION_HEADER, STRATEGY_HEADER
+from extproc.providers.errors import openai_error
+from extproc.routing.chains import chain_cluster_name
+from extproc.routing.request import BadRequest, parse_chat_request
+from extproc.routing.router import NoTarget
+from extproc.server import envoy_messages as msg
+from extproc.server.decision_header import encode_decision
+from extproc.server.runtime import Runtime
+
+_REMOVE_BEFORE_UPSTREAM = (*CLIENT_CREDENTIAL_HEADERS, STRATEGY_HEADER)
+
+
+class RouteExchange:
+    __slots__ = ("finished", "runtime", "strategy_override")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.finished = False
+        self.strategy_override: str | None = None
+
+    def handle(self, message: ep.ProcessingRequest) -> ep.ProcessingResponse:
+        phase = message.WhichOneof("request")
+        if phase == "request_headers":
+            return self._on_headers(message.request_headers)
+        if phase == "request_body":
+            self.finished = True
+            return self._on_body(message.request_body)
+        self.finished = True
+        return ep.ProcessingResponse()
+
+    def close(self) -> None:
+        """Nothing is held between messages."""
+
+    def _on_headers(self, headers: ep.HttpHeaders) -> ep.ProcessingResponse:
+        values = msg.header_map(headers)
+        if values.get(":method", "POST") != "POST":
+            return self._reject(
+                405,
+                "Only POST is supported on this endpoint.",
+                "method_not_allowed",
+                extra_headers=(("allow", "POST"),),
+            )
+        if headers.end_of_stream:
+            return self._reject(400, "The request has no body: send a JSON chat-completions request.", "missing_body")
+        self.strategy_override = values.get(STRATEGY_HEADER)
+        return msg.EMPTY_REQUEST_HEADERS_REPLY
+
+    def _on_body(self, body: ep.HttpBody) -> ep.ProcessingResponse:
+        router = self.runtime.router
+        try:
+            request = parse_chat_request(body.body)
+            decision = router.decide(request, router.strategy_for(self.strategy_override))
+        except BadRequest as error:
+            return self._reject(error.status, error.message, error.code, param=error.param)
+        except NoTarget as error:
+            return self._reject(error.status, error.message, error.code)
+        primary = decision.primary.target
+        self.runtime.metrics.routing_decisions.labels(primary.name, primary.kind.value, decision.reason).inc()
+        set_headers = [
+            (CLUSTER_HEADER, chain_cluster_name([c.target.name for c in decision.chain])),
+            (DECISION_HEADER, encode_decision(decision)),
+        ]
+        return ep.ProcessingResponse(
+            request_body=ep.BodyResponse(
+                response=ep.CommonResponse(
+                    header_mutation=msg.mutation(set_headers, _REMOVE_BEFORE_UPSTREAM),
+                    clear_route_cache=True,
+                )
+            )
+        )
+
+    def _reject(
+        self,
+        status: int,
+        message: str,
+        code: str | None,
+        *,
+        param: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> ep.ProcessingResponse:
+        self.finished = True
+        self.runtime.metrics.bad_requests.labels(str(status), code or "").inc()
+        return msg.immediate(
+            status,
+            openai_error(status, message, code=code, param=param),
+            extra_headers,
+            details=f"llm_router_{code or status}",
+        )
