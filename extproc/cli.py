@@ -49,9 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    command(
-        "up", _up, "Run the local stack in the foreground: llama.cpp cluster(s), the controller and Envoy."
-    )
+    command("up", _up, "Run the local stack in the foreground: llama.cpp cluster(s), the controller and Envoy.")
     command(
         "serve",
         _serve,
@@ -107,9 +105,7 @@ def _up(args: argparse.Namespace) -> int:
 
     async def run(stop: asyncio.Event) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="llm-router-"))
-        async with LocalStack(
-            config, workdir, progress=lambda line: print(f"  .. {line}", flush=True)
-        ) as stack:
+        async with LocalStack(config, workdir, progress=lambda line: print(f"  .. {line}", flush=True)) as stack:
             _print_ready(stack.url, config, workdir)
             await stop.wait()
             print("\nstopping ...", flush=True)

@@ -14,18 +14,21 @@ from extproc.routing.router import Router
 
 
 def two_clusters_three_providers(**router: Any) -> Config:
-    return parse_config({
-        "router": {"routingStrategy": "hybrid", **router},
-        "clusters": [
-            {"name": "cheap", "endpoint": "http://127.0.0.1:1", "costPerHour": 0.1, "tokensPerSecond": 100},
-            {"name": "dear", "endpoint": "http://127.0.0.1:2", "costPerHour": 0.5, "tokensPerSecond": 100},
-        ],
-        "externalProviders": [
-            {"name": "openai", "type": "openai", "apiKey": "k", "defaultModel": "gpt-4o-mini"},
-            {"name": "claude", "type": "claude", "apiKey": "k", "defaultModel": "claude-sonnet-4-20250514"},
-            {"name": "gemini", "type": "gemini", "apiKey": "k", "defaultModel": "gemini-2.0-flash"},
-        ],
-    }, env={})
+    return parse_config(
+        {
+            "router": {"routingStrategy": "hybrid", **router},
+            "clusters": [
+                {"name": "cheap", "endpoint": "http://127.0.0.1:1", "costPerHour": 0.1, "tokensPerSecond": 100},
+                {"name": "dear", "endpoint": "http://127.0.0.1:2", "costPerHour": 0.5, "tokensPerSecond": 100},
+            ],
+            "externalProviders": [
+                {"name": "openai", "type": "openai", "apiKey": "k", "defaultModel": "gpt-4o-mini"},
+                {"name": "claude", "type": "claude", "apiKey": "k", "defaultModel": "claude-sonnet-4-20250514"},
+                {"name": "gemini", "type": "gemini", "apiKey": "k", "defaultModel": "gemini-2.0-flash"},
+            ],
+        },
+        env={},
+    )
 
 
 def router_with_healthy_clusters(config: Config) -> Router:
@@ -36,5 +39,6 @@ def router_with_healthy_clusters(config: Config) -> Router:
 
 
 def chat(content: str = "Hi", **extra: Any) -> ChatRequest:
-    return parse_chat_request(orjson.dumps({"model": "gpt-4o-mini",
-                                            "messages": [{"role": "user", "content": content}], **extra}))
+    return parse_chat_request(
+        orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], **extra})
+    )

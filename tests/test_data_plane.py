@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import httpx
-import orjson
 import openai
+import orjson
 import pytest
 import yaml
 

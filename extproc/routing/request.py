@@ -15,9 +15,7 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 class BadRequest(Exception):
     """A client error, reported as an OpenAI-shaped 400 (or `status`)."""
 
-    def __init__(
-        self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400
-    ) -> None:
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
@@ -48,9 +46,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         raise BadRequest("The request body must be a JSON object.", code="invalid_type")
     messages = body.get("messages")
     if messages is None:
-        raise BadRequest(
-            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
-        )
+        raise BadRequest("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter")
     if not isinstance(messages, list):
         raise BadRequest(
             "Invalid type for 'messages': expected an array of message objects.",
@@ -127,9 +123,7 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
-            raise BadRequest(
-                f"Invalid type for '{key}': expected an integer.", param=key, code="invalid_type"
-            )
+            raise BadRequest(f"Invalid type for '{key}': expected an integer.", param=key, code="invalid_type")
         if value < 1:
             raise BadRequest(
                 f"Invalid '{key}': integer below minimum value 1.", param=key, code="integer_below_min_value"
@@ -146,6 +140,4 @@ def _check_sampling(body: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise BadRequest(f"Invalid type for '{key}': expected a number.", param=key, code="invalid_type")
         if not low <= value <= high:
-            raise BadRequest(
-                f"Invalid '{key}': must be between {low} and {high}.", param=key, code="invalid_value"
-            )
+            raise BadRequest(f"Invalid '{key}': must be between {low} and {high}.", param=key, code="invalid_value")

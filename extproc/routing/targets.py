@@ -92,9 +92,7 @@ def _from_provider(provider: ProviderConfig, config: Config) -> Target:
         region="",
         model=provider.default_model,
         url=provider.base_url,
-        endpoint=Endpoint(
-            base_path=provider.base_url.path, model=provider.default_model, api_key=provider.api_key
-        ),
+        endpoint=Endpoint(base_path=provider.base_url.path, model=provider.default_model, api_key=provider.api_key),
         envoy_cluster=envoy_cluster_name(provider.name),
         input_per_1k=price.input / 1000.0,
         output_per_1k=price.output / 1000.0,

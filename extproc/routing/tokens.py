@@ -40,14 +40,10 @@ def message_tokens(message: dict[str, Any]) -> int:
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
-            total += text_tokens(str(function.get("name", ""))) + text_tokens(
-                str(function.get("arguments", ""))
-            )
+            total += text_tokens(str(function.get("name", ""))) + text_tokens(str(function.get("arguments", "")))
     return total
 
 
 def prompt_tokens(messages: list[dict[str, Any]], tools_json_length: int = 0) -> int:
     """Estimated input tokens of a whole request (messages plus serialised tool definitions)."""
-    return (
-        REPLY_PRIMING_TOKENS + sum(message_tokens(m) for m in messages) + tools_json_length // CHARS_PER_TOKEN
-    )
+    return REPLY_PRIMING_TOKENS + sum(message_tokens(m) for m in messages) + tools_json_length // CHARS_PER_TOKEN

@@ -7,7 +7,5 @@ def rank(given: StrategyInput) -> Ranking:
     providers = by_cost(providers_of(given.candidates))
     clusters = by_cost(clusters_of(given.candidates))
     if providers:
-        return Ranking(
-            providers + clusters, "provider_available", "an external provider can take the request"
-        )
+        return Ranking(providers + clusters, "provider_available", "an external provider can take the request")
     return Ranking(clusters, "no_provider", "no external provider available: cluster")
