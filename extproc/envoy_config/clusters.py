@@ -12,6 +12,19 @@ from extproc.routing.chains import chain_cluster_name
 from extproc.routing.targets import Target, envoy_cluster_name
 
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Envoy's default allows 3 concurrent retries per cluster: a burst of failovers would overflow it (UO) and
+# fail requests a fallback could have served. Admission is the controller's job (queue depth, rate limits).
+CIRCUIT_BREAKERS = {
+    "thresholds": [
+        {
+            "priority": "DEFAULT",
+            "max_retries": 10_000,
+            "max_connections": 10_000,
+            "max_pending_requests": 10_000,
+            "max_requests": 10_000,
+        }
+    ]
+}
 # Envoy's active health check is the fast path for a dead cluster; the controller's poller is the slow one.
 MAX_HEALTH_CHECK_INTERVAL = 5.0
 
@@ -54,6 +67,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
             ],
         },
         "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
+        "circuit_breakers": CIRCUIT_BREAKERS,
         "typed_extension_protocol_options": _attempt_filters(),
     }
     if url.tls:
@@ -97,6 +111,7 @@ def chain_cluster(chain: tuple[str, ...]) -> dict[str, Any]:
                 "clusters": [envoy_cluster_name(name) for name in chain],
             },
         },
+        "circuit_breakers": CIRCUIT_BREAKERS,
         "typed_extension_protocol_options": _attempt_filters(),
     }
 
