@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.envoy_config.names import ATTEMPT_PHASE, CONTROLLER_GRPC, ROUTE_PHASE
+from extproc.envoy_config.names import ATTEMPT_PHASE, CONTROLLER_GRPC, DECISION_NAMESPACE, ROUTE_PHASE
 from extproc.headers import PHASE_METADATA
 
 EXT_PROC = "envoy.filters.http.ext_proc"
@@ -24,6 +24,7 @@ def route_filter() -> dict[str, Any]:
         "typed_config": {
             **_common(ROUTE_PHASE),
             "processing_mode": _mode(response_headers="SKIP"),
+            "metadata_options": {"receiving_namespaces": {"untyped": [DECISION_NAMESPACE]}},
         },
     }
 
@@ -37,6 +38,7 @@ def attempt_filter() -> dict[str, Any]:
             "processing_mode": _mode(response_headers="SEND"),
             "allow_mode_override": True,
             "request_attributes": ["xds.upstream_host_metadata"],
+            "metadata_options": {"forwarding_namespaces": {"untyped": [DECISION_NAMESPACE]}},
         },
     }
 

@@ -5,3 +5,4 @@ CONTROLLER_HTTP = "llm_router_controller_http"
 METADATA_NAMESPACE = "llm_router"  # endpoint metadata (which target) and attempt dynamic metadata
 ROUTE_PHASE = "route"  # the downstream ext_proc: decide
 ATTEMPT_PHASE = "attempt"  # the upstream ext_proc: translate per attempt
+DECISION_NAMESPACE = "llm_router.decision"  # dynamic metadata: router ext_proc -> every attempt ext_proc

@@ -16,18 +16,19 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from extproc.envoy_config.names import METADATA_NAMESPACE
 from extproc.headers import (
     ATTEMPT_HEADER,
-    DECISION_HEADER,
     ESTIMATED_COST_HEADER,
     REASON_HEADER,
+    REQUEST_ID_HEADER,
     TARGET_HEADER,
+    TARGET_SPECIFIC_HEADERS,
 )
 from extproc.providers.base import StreamTranslator, Translator, Usage
-from extproc.providers.errors import openai_error
+from extproc.providers.errors import TranslationError, openai_error
 from extproc.providers.registry import translator_for
 from extproc.routing.request import BadRequest, ChatRequest, parse_chat_request
 from extproc.routing.targets import Target
 from extproc.server import envoy_messages as msg
-from extproc.server.decision_header import CarriedDecision, decode_decision
+from extproc.server.carried_decision import CarriedDecision, decode_decision
 from extproc.server.runtime import Runtime
 
 HOST_METADATA_ATTRIBUTE = "xds.upstream_host_metadata"
@@ -45,7 +46,9 @@ class AttemptExchange:
         "decision",
         "finished",
         "request",
+        "request_id",
         "runtime",
+        "sent",
         "started",
         "status",
         "target",
@@ -57,10 +60,12 @@ class AttemptExchange:
         self.started = time.monotonic()
         self.finished = False
         self.closed = False
+        self.sent = False  # the attempt went to its target (and counts as in flight there)
         self.target: Target | None = None
         self.decision: CarriedDecision | None = None
         self.request: ChatRequest | None = None
         self.attempt = 1
+        self.request_id = ""
         self.status = 0
         self.usage: Usage | None = None
         self._translator: Translator | None = None
@@ -83,8 +88,9 @@ class AttemptExchange:
 
     def _on_request_headers(self, message: ep.ProcessingRequest) -> ep.ProcessingResponse:
         headers = msg.header_map(message.request_headers)
-        self.decision = decode_decision(headers.get(DECISION_HEADER))
+        self.decision = decode_decision(msg.decision_from_metadata(message))
         self.attempt = int(headers.get(ATTEMPT_HEADER, "1") or 1)
+        self.request_id = headers.get(REQUEST_ID_HEADER, "")
         name = _attempt_target(message)
         self.target = self.runtime.router.by_name.get(name) if name else None
         if self.target is None:
@@ -98,10 +104,14 @@ class AttemptExchange:
         except BadRequest as error:
             return self._fail(error.status, error.message)
         target = self.target
-        self.runtime.status[target.name].in_flight += 1
         self._note_fallback()
         self._translator = translator_for(target.api)
-        upstream = self._translator.build_request(self.request.body, target.endpoint)
+        try:
+            upstream = self._translator.build_request(self.request.body, target.endpoint)
+        except TranslationError as error:
+            return self._fail(400, f"{target.name} cannot serve this request: {error}")
+        self.runtime.status[target.name].in_flight += 1
+        self.sent = True
         set_headers = [
             (":path", upstream.path),
             (":authority", target.url.host),
@@ -111,18 +121,19 @@ class AttemptExchange:
         return ep.ProcessingResponse(
             request_body=ep.BodyResponse(
                 response=ep.CommonResponse(
-                    header_mutation=msg.mutation(set_headers, (DECISION_HEADER,)),
+                    header_mutation=msg.mutation(set_headers, _stale_headers(set_headers)),
                     body_mutation=ep.BodyMutation(body=upstream.body),
                 )
             )
         )
 
     def _note_fallback(self) -> None:
-        if self.attempt < 2 or self.decision is None or self.target is None:
+        if self.attempt < 2 or self.decision is None:
             return
-        chain = self.decision.chain
-        previous = chain[min(self.attempt - 2, len(chain) - 1)]
-        self.runtime.metrics.fallbacks.labels(previous, self.target.name, self.runtime.failures.last(previous)).inc()
+        for source, destination, reason in self.runtime.attempts.hops(
+            self.request_id, self.attempt, self.decision.chain
+        ):
+            self.runtime.metrics.fallbacks.labels(source, destination, reason).inc()
 
     def _fail(self, status: int, message: str) -> ep.ProcessingResponse:
         self.finished = True
@@ -135,7 +146,7 @@ class AttemptExchange:
         values = msg.header_map(headers)
         self.status = int(values.get(":status", "0") or 0)
         self.runtime.metrics.requests.labels(self.target.name, str(self.status)).inc()
-        self.runtime.failures.record(self.target.name, self.status)
+        self.runtime.attempts.response(self.request_id, self.attempt, self.status)
         router_headers = self._router_headers()
         if headers.end_of_stream:
             self._finish()
@@ -207,11 +218,16 @@ class AttemptExchange:
 
     def close(self) -> None:
         """Account for the attempt once, however it ended (completed, or cancelled by Envoy)."""
-        if self.request is None or self.target is None or self.closed:
+        if not self.sent or self.target is None or self.closed:
             return
         self.closed = True
         self.runtime.status[self.target.name].in_flight -= 1
         self.runtime.accounting.record(self)
+
+
+def _stale_headers(setting: list[tuple[str, str]]) -> list[str]:
+    names = {name for name, _ in setting}
+    return [h for h in TARGET_SPECIFIC_HEADERS if h not in names]
 
 
 def _attempt_target(message: ep.ProcessingRequest) -> str | None:

@@ -11,6 +11,9 @@ from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.protobuf.struct_pb2 import Struct
+
+from extproc.envoy_config.names import DECISION_NAMESPACE
 
 OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
 BUFFERED = ProcessingMode.BodySendMode.BUFFERED
@@ -47,3 +50,16 @@ def immediate(
             details=details,
         )
     )
+
+
+def decision_metadata(encoded: str) -> Struct:
+    """The decision as dynamic metadata: it stays inside Envoy, the same for every attempt of the request."""
+    struct = Struct()
+    struct.update({DECISION_NAMESPACE: {"decision": encoded}})
+    return struct
+
+
+def decision_from_metadata(message: ep.ProcessingRequest) -> str | None:
+    namespace = message.metadata_context.filter_metadata.get(DECISION_NAMESPACE)
+    value = namespace.fields.get("decision") if namespace is not None else None
+    return value.string_value if value is not None else None

@@ -1,23 +1,38 @@
-"""The most recent failure of each target, to label fallbacks with why the previous target was left."""
+"""What this controller saw of each request's attempts, to count fallbacks with why each target was left.
+
+An attempt whose connection failed never reaches an upstream filter, so the next attempt that does reach us
+accounts for the hops in between. Bounded: the oldest requests are forgotten first.
+"""
 
 from __future__ import annotations
 
-import time
+from collections import OrderedDict
+from collections.abc import Sequence
 
-RECENT_SECONDS = 30.0
+MAX_REQUESTS = 10_000
 
 
-class FailureLog:
+class AttemptLog:
     def __init__(self) -> None:
-        self._last: dict[str, tuple[float, int]] = {}
+        self._seen: OrderedDict[str, tuple[int, int]] = OrderedDict()  # request id -> (attempt, status)
 
-    def record(self, target: str, status: int) -> None:
-        if status >= 429:
-            self._last[target] = (time.monotonic(), status)
+    def hops(self, request_id: str, attempt: int, chain: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(from, to, reason) for every fallback between the last attempt seen and `attempt`."""
+        seen_attempt, seen_status = self._seen.pop(request_id, (0, 0))
+        self._remember(request_id, attempt, 0)
+        hops = []
+        for number in range(max(seen_attempt, 1), min(attempt, len(chain))):
+            saw_response = number == seen_attempt and seen_status
+            hops.append(
+                (chain[number - 1], chain[number], f"status_{seen_status}" if saw_response else "connect_failure")
+            )
+        return hops
 
-    def last(self, target: str) -> str:
-        """`status_<code>` for a recent error response, else `connect_failure` (the attempt got no response)."""
-        seen = self._last.get(target)
-        if seen and time.monotonic() - seen[0] < RECENT_SECONDS:
-            return f"status_{seen[1]}"
-        return "connect_failure"
+    def response(self, request_id: str, attempt: int, status: int) -> None:
+        self._seen.pop(request_id, None)
+        self._remember(request_id, attempt, status)
+
+    def _remember(self, request_id: str, attempt: int, status: int) -> None:
+        self._seen[request_id] = (attempt, status)
+        while len(self._seen) > MAX_REQUESTS:
+            self._seen.popitem(last=False)

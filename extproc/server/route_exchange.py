@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
-from extproc.headers import CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, DECISION_HEADER, STRATEGY_HEADER
+from extproc.headers import CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, STRATEGY_HEADER
 from extproc.providers.errors import openai_error
 from extproc.routing.chains import chain_cluster_name
 from extproc.routing.request import BadRequest, parse_chat_request
 from extproc.routing.router import NoTarget
 from extproc.server import envoy_messages as msg
-from extproc.server.decision_header import encode_decision
+from extproc.server.carried_decision import encode_decision
 from extproc.server.runtime import Runtime
 
 _REMOVE_BEFORE_UPSTREAM = (*CLIENT_CREDENTIAL_HEADERS, STRATEGY_HEADER)
@@ -71,7 +71,6 @@ class RouteExchange:
         self.runtime.metrics.routing_decisions.labels(primary.name, primary.kind.value, decision.reason).inc()
         set_headers = [
             (CLUSTER_HEADER, chain_cluster_name([c.target.name for c in decision.chain])),
-            (DECISION_HEADER, encode_decision(decision)),
         ]
         return ep.ProcessingResponse(
             request_body=ep.BodyResponse(
@@ -79,7 +78,8 @@ class RouteExchange:
                     header_mutation=msg.mutation(set_headers, _REMOVE_BEFORE_UPSTREAM),
                     clear_route_cache=True,
                 )
-            )
+            ),
+            dynamic_metadata=msg.decision_metadata(encode_decision(decision)),
         )
 
     def _reject(

@@ -9,7 +9,7 @@ from extproc.config.model import Config
 from extproc.metrics import Metrics
 from extproc.routing.router import Router
 from extproc.server.accounting import Accounting
-from extproc.server.failures import FailureLog
+from extproc.server.failures import AttemptLog
 
 
 @dataclass(slots=True)
@@ -19,11 +19,11 @@ class Runtime:
     status: StatusBoard
     metrics: Metrics
     accounting: Accounting
-    failures: FailureLog
+    attempts: AttemptLog
 
     @classmethod
     def build(cls, config: Config, metrics: Metrics | None = None) -> Runtime:
         status = StatusBoard([c.name for c in config.clusters], [p.name for p in config.enabled_providers])
         metrics = metrics or Metrics()
         router = Router(config, status)
-        return cls(config, router, status, metrics, Accounting(metrics, router), FailureLog())
+        return cls(config, router, status, metrics, Accounting(metrics, router), AttemptLog())

@@ -1,7 +1,7 @@
-"""The decision, carried from the router's ext_proc to each attempt's ext_proc in an internal header.
+"""The decision, carried from the router's ext_proc to each attempt's ext_proc as Envoy dynamic metadata.
 
-A header rather than controller memory, so that any controller replica can serve any attempt.
-The attempt's ext_proc removes it before the request leaves for a target.
+Metadata rather than controller memory, so that any controller replica can serve any attempt; and rather
+than a header, so that it never leaves Envoy and every retry sees it unchanged.
 """
 
 from __future__ import annotations
