@@ -50,11 +50,17 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("up", _up, "Run the local stack in the foreground: llama.cpp cluster(s), the controller and Envoy.")
-    command(
+    serve = command(
         "serve",
         _serve,
         "Run the controller alone (ext_proc gRPC + admin HTTP), e.g. as an Envoy sidecar.",
         config_required=True,
+    )
+    serve.add_argument(
+        "--replica",
+        type=int,
+        default=0,
+        help="serve on the ports of server.replicas[N-1] (0: the main grpcPort/httpPort)",
     )
     render = command("envoy-config", _envoy_config, "Render the Envoy bootstrap for a config.")
     render.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
@@ -95,7 +101,10 @@ def _serve(args: argparse.Namespace) -> int:
     from extproc.server.app import serve_forever
 
     config = _config(args)
-    return _run_until_signalled(lambda stop: serve_forever(config, stop))
+    if not 0 <= args.replica <= len(config.server.replicas):
+        print(f"--replica {args.replica}: the config has {len(config.server.replicas)} extra replicas", file=sys.stderr)
+        return 2
+    return _run_until_signalled(lambda stop: serve_forever(config, stop, args.replica))
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -105,7 +114,8 @@ def _up(args: argparse.Namespace) -> int:
 
     async def run(stop: asyncio.Event) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="llm-router-"))
-        async with LocalStack(config, workdir, progress=lambda line: print(f"  .. {line}", flush=True)) as stack:
+        progress = lambda line: print(f"  .. {line}", flush=True)  # noqa: E731
+        async with LocalStack(config, workdir, progress=progress, config_path=args.config) as stack:
             _print_ready(stack.url, config, workdir)
             await stop.wait()
             print("\nstopping ...", flush=True)

@@ -67,6 +67,9 @@ class Metrics:
             ["cluster"],
             registry=r,
         )
+        self.circuit_open = Gauge(
+            "llm_router_circuit_open", "1 while the target's circuit breaker is open", ["target"], registry=r
+        )
         self.fallbacks = Counter(
             "llm_router_fallbacks",
             "Attempts moved to the next target of a chain, with why the previous one was left",

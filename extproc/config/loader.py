@@ -20,6 +20,7 @@ from extproc.config.model import (
     STRATEGIES,
     ClusterConfig,
     Config,
+    Limits,
     LocalLaunch,
     ModelPrice,
     ProviderConfig,
@@ -102,11 +103,21 @@ def _server(r: Reader) -> ServerConfig:
         http_port=r.port("httpPort", d.http_port),
         controller_host=r.string("controllerHost", d.controller_host) or d.controller_host,
         controller_bind_host=r.string("controllerBindHost"),
+        replicas=tuple(_replica(Reader(node, at, r.problems)) for at, node in r.items("replicas")),
         max_request_bytes=r.size("maxRequestBytes", d.max_request_bytes),
         request_timeout=r.duration("requestTimeout", d.request_timeout),
     )
     r.finish()
     return server
+
+
+def _replica(r: Reader) -> tuple[int, int]:
+    ports = (r.port("grpcPort", 0), r.port("httpPort", 0))
+    for key, port in zip(("grpcPort", "httpPort"), ports, strict=True):
+        if not port:
+            r.problems.add(r.at(key), "is required")
+    r.finish()
+    return ports
 
 
 def _router(r: Reader) -> RouterConfig:
@@ -121,6 +132,9 @@ def _router(r: Reader) -> RouterConfig:
         default_max_tokens=r.integer("defaultMaxTokens", d.default_max_tokens, minimum=1),
         max_fallbacks=r.integer("maxFallbacks", d.max_fallbacks, maximum=4),
         complexity_threshold=r.number("complexityThreshold", None, non_negative=True),
+        breaker_failures=r.integer("circuitBreakerFailures", d.breaker_failures, minimum=1),
+        breaker_cooldown=r.duration("circuitBreakerCooldown", d.breaker_cooldown),
+        first_byte_timeout=r.duration("firstByteTimeout", d.first_byte_timeout),
     )
     if router.health_check_interval <= 0:
         r.problems.add(r.at("healthCheckInterval"), "must be longer than 0s")
@@ -210,9 +224,17 @@ def _cluster(r: Reader) -> ClusterConfig | None:
         shared_secret=secret,
         max_queue_depth=r.integer("maxQueueDepth", -1) if r.has("maxQueueDepth") else None,
         launch=launch,
+        limits=_limits(r),
     )
     r.finish()
     return cluster if name and endpoint and cost else None
+
+
+def _limits(r: Reader) -> Limits:
+    rpm = r.integer("requestsPerMinute", 0, minimum=1) if r.has("requestsPerMinute") else None
+    tpm = r.integer("tokensPerMinute", 0, minimum=1) if r.has("tokensPerMinute") else None
+    connect = r.duration("connectTimeout", Limits().connect_timeout)
+    return Limits(requests_per_minute=rpm, tokens_per_minute=tpm, connect_timeout=max(connect, 0.001))
 
 
 def _launch(r: Reader) -> LocalLaunch:
@@ -248,6 +270,7 @@ def _provider(r: Reader, prices: dict[str, ModelPrice]) -> ProviderConfig | None
         base_url=base_url or Url.parse("https://invalid"),
         enabled=enabled,
         tier=_tier(r, "tier", Tier.SIMPLE) if r.has("tier") else None,
+        limits=_limits(r),
     )
     r.finish()
     return provider if name and model and kind in PROVIDER_TYPES else None
@@ -278,6 +301,9 @@ def _check_ports(server: ServerConfig, problems: Problems) -> None:
         "grpcPort": server.grpc_port,
         "httpPort": server.http_port,
     }
+    for index, (grpc_port, http_port) in enumerate(server.replicas):
+        ports[f"replicas[{index}].grpcPort"] = grpc_port
+        ports[f"replicas[{index}].httpPort"] = http_port
     seen: dict[int, str] = {}
     for key, port in ports.items():
         if port in seen:

@@ -54,6 +54,15 @@ class ModelPrice:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """A target's own limits: its rate limits and how long to wait for a connection."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    connect_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     port: int = 8080  # Envoy's listener: where clients send requests
     host: str = "0.0.0.0"
@@ -62,8 +71,13 @@ class ServerConfig:
     http_port: int = 8081  # the controller's admin HTTP server (/health, /metrics)
     controller_host: str = "127.0.0.1"  # where Envoy reaches the controller
     controller_bind_host: str | None = None  # where the controller listens (default: controller_host)
+    replicas: tuple[tuple[int, int], ...] = ()  # more controllers Envoy balances: (grpcPort, httpPort) each
     max_request_bytes: int = 8 * 2**20
     request_timeout: float = 300.0  # seconds a whole routed request may take (0 = none)
+
+    def controller_ports(self) -> list[tuple[int, int]]:
+        """(gRPC, HTTP) ports of every controller replica, the main one first."""
+        return [(self.grpc_port, self.http_port), *self.replicas]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +91,9 @@ class RouterConfig:
     default_max_tokens: int = 256  # expected output tokens when a request sets no max_tokens
     max_fallbacks: int = 2  # targets tried after the primary inside one request
     complexity_threshold: float | None = None  # calibrated score above which a prompt counts as complex
+    breaker_failures: int = 5  # consecutive failures that open a target's circuit
+    breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe request
+    first_byte_timeout: float = 60.0  # an attempt with no response byte for this long fails over
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +120,7 @@ class ClusterConfig:
     shared_secret: Secret | None = None
     max_queue_depth: int | None = None
     launch: LocalLaunch | None = None
+    limits: Limits = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +132,7 @@ class ProviderConfig:
     base_url: Url
     enabled: bool = True
     tier: Tier | None = None  # overrides the price table's tier for the default model
+    limits: Limits = Limits()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,8 @@ def render_bootstrap(config: Config) -> dict[str, Any]:
         "static_resources": {
             "listeners": [_listener(config)],
             "clusters": [
-                envoy_clusters.controller_grpc(server.controller_host, server.grpc_port),
-                envoy_clusters.controller_http(server.controller_host, server.http_port),
+                envoy_clusters.controller_grpc(server.controller_host, server.controller_ports()),
+                envoy_clusters.controller_http(server.controller_host, server.controller_ports()),
                 *(envoy_clusters.target_cluster(t, config.router) for t in targets),
                 *(
                     envoy_clusters.chain_cluster(c)
@@ -143,6 +143,8 @@ def _failover_policy(config: Config) -> dict[str, Any]:
         "retry_on": "connect-failure,refused-stream,reset,5xx,retriable-status-codes",
         "retriable_status_codes": [429, 529],
         "num_retries": config.router.max_fallbacks,
+        # A target that sends nothing for this long is given up on (the next one in the chain is tried).
+        "per_try_idle_timeout": f"{config.router.first_byte_timeout:g}s",
         "retry_priority": {
             "name": "envoy.retry_priorities.previous_priorities",
             "typed_config": {

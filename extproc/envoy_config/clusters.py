@@ -25,12 +25,20 @@ CIRCUIT_BREAKERS = {
         }
     ]
 }
+CONTROLLER_HEALTH_CHECK = {
+    "timeout": "1s",
+    "interval": "1s",
+    "unhealthy_threshold": 1,
+    "healthy_threshold": 1,
+    "no_traffic_interval": "1s",
+}
 # Envoy's active health check is the fast path for a dead cluster; the controller's poller is the slow one.
 MAX_HEALTH_CHECK_INTERVAL = 5.0
 
 
-def controller_grpc(host: str, port: int) -> dict[str, Any]:
-    cluster = _static(CONTROLLER_GRPC, host, port)
+def controller_grpc(host: str, ports: list[tuple[int, int]]) -> dict[str, Any]:
+    """Every controller replica's ext_proc port, gRPC-health-checked so a draining replica gets no new stream."""
+    cluster = _static(CONTROLLER_GRPC, host, [grpc for grpc, _ in ports])
     cluster["typed_extension_protocol_options"] = _http_options(
         {
             "explicit_http_config": {
@@ -38,11 +46,14 @@ def controller_grpc(host: str, port: int) -> dict[str, Any]:
             }
         }
     )
+    cluster["health_checks"] = [{**CONTROLLER_HEALTH_CHECK, "grpc_health_check": {}}]
     return cluster
 
 
-def controller_http(host: str, port: int) -> dict[str, Any]:
-    return _static(CONTROLLER_HTTP, host, port)
+def controller_http(host: str, ports: list[tuple[int, int]]) -> dict[str, Any]:
+    cluster = _static(CONTROLLER_HTTP, host, [http for _, http in ports])
+    cluster["health_checks"] = [{**CONTROLLER_HEALTH_CHECK, "http_health_check": {"path": "/livez"}}]
+    return cluster
 
 
 def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
@@ -50,7 +61,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": target.envoy_cluster,
         "type": "STATIC" if _is_ip(url.host) else ("STRICT_DNS" if target.is_cluster else "LOGICAL_DNS"),
-        "connect_timeout": "5s",
+        "connect_timeout": f"{target.limits.connect_timeout:g}s",
         "dns_lookup_family": "V4_PREFERRED",
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": {
@@ -126,22 +137,14 @@ def _attempt_filters() -> dict[str, Any]:
     )
 
 
-def _static(name: str, host: str, port: int) -> dict[str, Any]:
+def _static(name: str, host: str, ports: list[int]) -> dict[str, Any]:
     return {
         "name": name,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {
-                            "endpoint": {"address": _socket(host, port)},
-                        }
-                    ]
-                }
-            ],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(host, port)}} for port in ports]}],
         },
     }
 

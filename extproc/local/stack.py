@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -12,6 +13,7 @@ from extproc.config.model import ClusterConfig, Config
 from extproc.envoy_config.bootstrap import render_bootstrap_yaml
 from extproc.local.envoy_process import EnvoyProcess
 from extproc.local.llama_server import LlamaServer
+from extproc.local.process import ManagedProcess
 from extproc.local.tiny_model import TinyModelSpec, ensure_model
 from extproc.server.app import Controller
 
@@ -32,8 +34,17 @@ def model_spec(cluster: ClusterConfig) -> TinyModelSpec:
 
 
 class LocalStack:
-    def __init__(self, config: Config, workdir: Path, progress: Progress = lambda _: None) -> None:
+    def __init__(
+        self, config: Config, workdir: Path, progress: Progress = lambda _: None, config_path: Path | None = None
+    ) -> None:
+        if config.server.replicas and config_path is None:
+            raise ValueError("controller replicas need the config as a file (--config)")
         self.config = config
+        self.config_path = config_path
+        self.replicas = [
+            ManagedProcess(f"controller replica {i}", workdir / f"controller-{i}.log")
+            for i in range(1, len(config.server.replicas) + 1)
+        ]
         self.workdir = workdir
         self.progress = progress
         self.llama: dict[str, LlamaServer] = {}
@@ -60,11 +71,32 @@ class LocalStack:
         await asyncio.gather(*(s.wait_ready() for s in self.llama.values()))
         self.progress("starting the controller (ext_proc gRPC + admin HTTP)")
         await self.controller.start()
+        await self._start_replicas()
         self.envoy.bootstrap.write_text(render_bootstrap_yaml(self.config))
         self.progress(f"starting Envoy on port {self.config.server.port}")
         self.envoy.start()
         await self.envoy.wait_ready()
         await self.controller.wait_clusters_polled()
+
+    async def _start_replicas(self) -> None:
+        host = self.config.server.controller_host
+        for number, (process, (_, http_port)) in enumerate(
+            zip(self.replicas, self.config.server.replicas, strict=True), start=1
+        ):
+            self.progress(f"starting controller replica {number}")
+            process.launch(
+                [
+                    sys.executable,
+                    "-m",
+                    "extproc.cli",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    "--replica",
+                    str(number),
+                ]
+            )
+            await process.wait_http_ready(f"http://{host}:{http_port}/livez", timeout=30)
 
     def _llama_server(self, cluster: ClusterConfig) -> LlamaServer:
         assert cluster.launch is not None
@@ -82,6 +114,8 @@ class LocalStack:
 
     async def stop(self) -> None:
         self.envoy.stop()
+        for process in self.replicas:
+            process.stop()
         await self.controller.stop()
         await asyncio.gather(*(asyncio.to_thread(s.stop) for s in self.llama.values()))
 

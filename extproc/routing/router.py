@@ -5,6 +5,7 @@ from __future__ import annotations
 from extproc.clusters.status import StatusBoard
 from extproc.config.model import STRATEGIES as STRATEGY_NAMES
 from extproc.config.model import Config
+from extproc.reliability.guards import RATE_LIMITED, TargetGuards
 from extproc.routing.complexity import assess
 from extproc.routing.decision import Candidate, Decision, StrategyInput
 from extproc.routing.estimate import Estimate, estimate
@@ -16,8 +17,10 @@ from extproc.routing.targets import Target, build_targets
 class NoTarget(Exception):
     """No target can take the request; `status` says whose fault that is (400 the client's, 503 ours)."""
 
-    def __init__(self, message: str, status: int, code: str, decision: Decision) -> None:
+    def __init__(self, message: str, status: int, code: str, decision: Decision,
+                 retry_after: int | None = None) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
         self.message = message
         self.status = status
         self.code = code
@@ -30,6 +33,7 @@ class Router:
         self.status = status
         self.targets: tuple[Target, ...] = build_targets(config)
         self.by_name = {t.name: t for t in self.targets}
+        self.guards = TargetGuards(self.targets, config.router)
 
     def estimate(self, target: Target, input_tokens: int, output_tokens: int) -> Estimate:
         """Expected cost and latency on `target` now (clusters priced from their live throughput)."""
@@ -69,13 +73,17 @@ class Router:
     def _candidate(self, target: Target, request: ChatRequest, output_tokens: int) -> Candidate:
         status = self.status[target.name]
         candidate = Candidate(target, estimate(target, status, request.input_tokens, output_tokens))
-        candidate.skip = self._skip_reason(target, candidate, request)
+        candidate.skip = self._skip_reason(target, candidate, request, output_tokens)
         return candidate
 
-    def _skip_reason(self, target: Target, candidate: Candidate, request: ChatRequest) -> str | None:
+    def _skip_reason(self, target: Target, candidate: Candidate, request: ChatRequest,
+                     output_tokens: int) -> str | None:
         status = self.status[target.name]
         if not status.healthy:
             return "unhealthy" if status.last_poll else "not ready"
+        guarded = self.guards.skip_reason(target.name, request.input_tokens + output_tokens)
+        if guarded:
+            return guarded
         context = status.context_window or target.context_window
         needed = request.input_tokens + (request.max_tokens or 0)
         if needed > context:
@@ -106,6 +114,16 @@ class Router:
                 400,
                 "context_length_exceeded",
                 decision,
+            )
+        limited = [c.target.name for c in candidates if c.skip == RATE_LIMITED]
+        if limited:
+            wait = self.guards.retry_after(limited)
+            return NoTarget(
+                f"Every target that could serve this request is at its rate limit; retry in {wait:.0f} s.",
+                429,
+                "rate_limit_exceeded",
+                decision,
+                retry_after=max(int(wait + 0.999), 1),
             )
         reasons = "; ".join(f"{c.target.name}: {c.skip}" for c in candidates)
         return NoTarget(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from extproc.config.model import ClusterConfig, Config, ProviderConfig, Url
+from extproc.config.model import ClusterConfig, Config, Limits, ProviderConfig, Url
 from extproc.providers.base import Endpoint
 from extproc.routing.complexity import Tier
 
@@ -38,6 +38,7 @@ class Target:
     max_output: int
     tier: Tier
     tokens_per_second: float  # declared generation speed (clusters) or the provider prior
+    limits: Limits
     cluster: ClusterConfig | None = None
 
     @property
@@ -78,6 +79,7 @@ def _from_cluster(cluster: ClusterConfig) -> Target:
         max_output=cluster.context_window,
         tier=cluster.tier,
         tokens_per_second=cluster.tokens_per_second,
+        limits=cluster.limits,
         cluster=cluster,
     )
 
@@ -100,4 +102,5 @@ def _from_provider(provider: ProviderConfig, config: Config) -> Target:
         max_output=price.max_output,
         tier=provider.tier if provider.tier is not None else price.tier,
         tokens_per_second=PROVIDER_TOKENS_PER_SECOND,
+        limits=provider.limits,
     )

@@ -31,6 +31,7 @@ class Accounting:
         usage = attempt.usage
         if usage is None:
             return
+        self.router.guards.on_usage(target.name, attempt.expected_tokens(), usage.total_tokens)
         self.metrics.tokens.labels(target.family, "input").inc(usage.prompt_tokens)
         self.metrics.tokens.labels(target.family, "output").inc(usage.completion_tokens)
         prices = self.router.estimate(target, 0, 0)

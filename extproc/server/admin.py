@@ -12,12 +12,17 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from extproc.reliability.breaker import State
 from extproc.routing.targets import Target
 from extproc.server.runtime import Runtime
 
 
-def admin_app(runtime: Callable[[], Runtime]) -> web.Application:
+def admin_app(runtime: Callable[[], Runtime], draining: Callable[[], bool] = lambda: False) -> web.Application:
     app = web.Application()
+
+    async def livez(_: web.Request) -> web.Response:
+        """Envoy's health check of this replica: 503 while it drains."""
+        return web.Response(status=503 if draining() else 200, text="draining" if draining() else "ok")
 
     async def health(_: web.Request) -> web.Response:
         report = health_report(runtime())
@@ -39,6 +44,7 @@ def admin_app(runtime: Callable[[], Runtime]) -> web.Application:
         ]
         return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 
+    app.router.add_get("/livez", livez)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/models", models)
@@ -48,8 +54,8 @@ def admin_app(runtime: Callable[[], Runtime]) -> web.Application:
 def health_report(runtime: Runtime) -> dict:
     clusters = [t for t in runtime.router.targets if t.is_cluster]
     providers = [t for t in runtime.router.targets if not t.is_cluster]
-    healthy_clusters = sum(runtime.status[t.name].healthy for t in clusters)
-    healthy_providers = sum(runtime.status[t.name].healthy for t in providers)
+    healthy_clusters = sum(_available(runtime, t) for t in clusters)
+    healthy_providers = sum(_available(runtime, t) for t in providers)
     healthy = healthy_clusters + healthy_providers
     total = len(clusters) + len(providers)
     return {
@@ -60,15 +66,30 @@ def health_report(runtime: Runtime) -> dict:
         "total_providers": len(providers),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "clusters": {t.name: _cluster_section(runtime, t) for t in clusters},
+        "providers": {
+            t.name: {
+                "healthy": _available(runtime, t),
+                "type": t.family,
+                "model": t.model,
+                "circuit": runtime.router.guards.state(t.name).value,
+            }
+            for t in providers
+        },
     }
+
+
+def _available(runtime: Runtime, target: Target) -> bool:
+    """Healthy and not cut off by its circuit breaker."""
+    return runtime.status[target.name].healthy and runtime.router.guards.state(target.name) is not State.OPEN
 
 
 def _cluster_section(runtime: Runtime, target: Target) -> dict:
     status = runtime.status[target.name]
     measured = status.measured_tokens_per_second
     return {
-        "healthy": status.healthy,
+        "healthy": _available(runtime, target),
         "state": "ready" if status.healthy else (status.last_error or "not polled yet"),
+        "circuit": runtime.router.guards.state(target.name).value,
         "queue_depth": status.waiting,
         "processing": status.processing,
         "in_flight": status.in_flight,
@@ -87,8 +108,11 @@ def refresh_gauges(runtime: Runtime) -> None:
     m = runtime.metrics
     for target in runtime.router.targets:
         status = runtime.status[target.name]
+        m.circuit_open.labels(target.name).set(1 if runtime.router.guards.state(target.name) is State.OPEN else 0)
         if target.is_cluster:
-            m.cluster_health.labels(target.name, target.family, target.region).set(1 if status.healthy else 0)
+            m.cluster_health.labels(target.name, target.family, target.region).set(
+                1 if _available(runtime, target) else 0
+            )
             price = runtime.router.live_price_per_1k(target)
             m.cluster_cost.labels(target.name, target.family).set(price)
             m.cluster_queue_depth.labels(target.name).set(status.waiting)
@@ -96,5 +120,5 @@ def refresh_gauges(runtime: Runtime) -> None:
                 status.measured_tokens_per_second or target.tokens_per_second
             )
         else:
-            m.provider_health.labels(target.name, target.family).set(1 if status.healthy else 0)
+            m.provider_health.labels(target.name, target.family).set(1 if _available(runtime, target) else 0)
             m.provider_cost.labels(target.name, target.model).set(target.output_per_1k)

@@ -8,6 +8,7 @@ import logging
 import grpc
 from aiohttp import web
 from envoy.service.ext_proc.v3.external_processor_pb2_grpc import add_ExternalProcessorServicer_to_server
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc.clusters.poller import ClusterPoller
 from extproc.config.model import Config
@@ -26,12 +27,22 @@ GRPC_OPTIONS = (
 )
 
 
+# How long a stopping replica reports NOT_SERVING before it stops taking streams: Envoy's gRPC health check
+# (1 s interval, see envoy_config.clusters) must have seen it, so no new request is sent to it.
+DRAIN_SECONDS = 2.5
+
+
 class Controller:
-    def __init__(self, config: Config) -> None:
+    """One controller replica (`replica` 0 is the main one; others are `server.replicas[replica - 1]`)."""
+
+    def __init__(self, config: Config, replica: int = 0) -> None:
         self.runtime = Runtime.build(config)
+        self.grpc_port, self.http_port = config.server.controller_ports()[replica]
+        self._health = health.aio.HealthServicer()
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._poller: ClusterPoller | None = None
+        self._draining = False
 
     def current(self) -> Runtime:
         return self.runtime
@@ -41,26 +52,36 @@ class Controller:
         host = config.server.controller_bind_host or config.server.controller_host
         self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
         add_ExternalProcessorServicer_to_server(ExternalProcessor(self.current), self._grpc)
-        self._grpc.add_insecure_port(f"{host}:{config.server.grpc_port}")
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        self._grpc.add_insecure_port(f"{host}:{self.grpc_port}")
         await self._grpc.start()
-        self._http = web.AppRunner(admin_app(self.current), access_log=None)
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._http = web.AppRunner(admin_app(self.current, self.draining), access_log=None)
         await self._http.setup()
-        await web.TCPSite(self._http, host, config.server.http_port).start()
+        await web.TCPSite(self._http, host, self.http_port).start()
         self._poller = ClusterPoller(config.clusters, self.runtime.status, config.router.health_check_interval)
         self._poller.start()
         log.info(
             "controller serving: ext_proc gRPC on %s:%d, admin HTTP on %s:%d",
             host,
-            config.server.grpc_port,
+            self.grpc_port,
             host,
-            config.server.http_port,
+            self.http_port,
         )
 
     async def wait_clusters_polled(self) -> None:
         assert self._poller is not None
         await self._poller.first_round.wait()
 
-    async def stop(self, grace: float = 5.0) -> None:
+    def draining(self) -> bool:
+        return self._draining
+
+    async def stop(self, drain: float = 0.0, grace: float = 10.0) -> None:
+        """Report NOT_SERVING for `drain` seconds, then finish the streams in flight (up to `grace`)."""
+        self._draining = True
+        if self._grpc and drain:
+            await self._health.enter_graceful_shutdown()
+            await asyncio.sleep(drain)
         if self._poller:
             await self._poller.stop()
         if self._grpc:
@@ -69,10 +90,11 @@ class Controller:
             await self._http.cleanup()
 
 
-async def serve_forever(config: Config, stop: asyncio.Event) -> None:
-    controller = Controller(config)
+async def serve_forever(config: Config, stop: asyncio.Event, replica: int = 0) -> None:
+    """Serve until `stop`, then drain: Envoy stops sending new requests before in-flight ones finish."""
+    controller = Controller(config, replica)
     await controller.start()
     try:
         await stop.wait()
     finally:
-        await controller.stop()
+        await controller.stop(drain=DRAIN_SECONDS)

@@ -29,6 +29,7 @@ from extproc.routing.request import BadRequest, ChatRequest, parse_chat_request
 from extproc.routing.targets import Target
 from extproc.server import envoy_messages as msg
 from extproc.server.carried_decision import CarriedDecision, decode_decision
+from extproc.server.failures import CONNECT_FAILURE
 from extproc.server.runtime import Runtime
 
 HOST_METADATA_ATTRIBUTE = "xds.upstream_host_metadata"
@@ -112,6 +113,7 @@ class AttemptExchange:
             return self._fail(400, f"{target.name} cannot serve this request: {error}")
         self.runtime.status[target.name].in_flight += 1
         self.sent = True
+        self.runtime.router.guards.on_send(target.name, self.expected_tokens())
         set_headers = [
             (":path", upstream.path),
             (":authority", target.url.host),
@@ -134,6 +136,13 @@ class AttemptExchange:
             self.request_id, self.attempt, self.decision.chain
         ):
             self.runtime.metrics.fallbacks.labels(source, destination, reason).inc()
+            if reason == CONNECT_FAILURE:
+                self.runtime.router.guards.on_outcome(source, None)
+
+    def expected_tokens(self) -> int:
+        assert self.request is not None
+        router = self.runtime.config.router
+        return self.request.input_tokens + (self.request.max_tokens or router.default_max_tokens)
 
     def _fail(self, status: int, message: str) -> ep.ProcessingResponse:
         self.finished = True
@@ -147,6 +156,7 @@ class AttemptExchange:
         self.status = int(values.get(":status", "0") or 0)
         self.runtime.metrics.requests.labels(self.target.name, str(self.status)).inc()
         self.runtime.attempts.response(self.request_id, self.attempt, self.status)
+        self.runtime.router.guards.on_outcome(self.target.name, self.status)
         router_headers = self._router_headers()
         if headers.end_of_stream:
             self._finish()

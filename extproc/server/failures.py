@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 MAX_REQUESTS = 10_000
+CONNECT_FAILURE = "connect_failure"  # the attempt got no response at all
 
 
 class AttemptLog:
@@ -24,7 +25,7 @@ class AttemptLog:
         for number in range(max(seen_attempt, 1), min(attempt, len(chain))):
             saw_response = number == seen_attempt and seen_status
             hops.append(
-                (chain[number - 1], chain[number], f"status_{seen_status}" if saw_response else "connect_failure")
+                (chain[number - 1], chain[number], f"status_{seen_status}" if saw_response else CONNECT_FAILURE)
             )
         return hops
 

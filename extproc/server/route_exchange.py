@@ -66,7 +66,8 @@ class RouteExchange:
         except BadRequest as error:
             return self._reject(error.status, error.message, error.code, param=error.param)
         except NoTarget as error:
-            return self._reject(error.status, error.message, error.code)
+            retry = (("retry-after", str(error.retry_after)),) if error.retry_after else ()
+            return self._reject(error.status, error.message, error.code, extra_headers=retry)
         primary = decision.primary.target
         self.runtime.metrics.routing_decisions.labels(primary.name, primary.kind.value, decision.reason).inc()
         set_headers = [

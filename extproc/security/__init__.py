@@ -1,0 +1,1 @@
+"""Transport and request security: TLS/mTLS files, HMAC request signing, the cluster-side gateway, dev certs."""
