@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
+from extproc.auth.envoy import auth_disabled_on_route, auth_filters
 from extproc.config.model import Config
 from extproc.envoy_config import clusters as envoy_clusters
 from extproc.envoy_config.ext_proc_filters import disabled_on_route, route_filter
 from extproc.envoy_config.local_replies import local_reply_config
 from extproc.envoy_config.names import CONTROLLER_HTTP
+from extproc.envoy_config.tls import listener_tls
 from extproc.headers import CLUSTER_HEADER
 from extproc.routing.chains import all_chains
 from extproc.routing.targets import build_targets
@@ -56,6 +58,8 @@ def _listener(config: Config) -> dict[str, Any]:
     return {
         "name": "llm_router",
         "address": _address(config.server.host, config.server.port),
+        # HTTP/1 bodies the ext_proc buffers are bounded by this: larger ones get a 413 (OpenAI-shaped).
+        "per_connection_buffer_limit_bytes": config.server.max_request_bytes,
         "filter_chains": [
             {
                 "filters": [
@@ -63,7 +67,8 @@ def _listener(config: Config) -> dict[str, Any]:
                         "name": "envoy.filters.network.http_connection_manager",
                         "typed_config": _connection_manager(config),
                     }
-                ]
+                ],
+                **listener_tls(config.server.tls),
             }
         ],
     }
@@ -81,6 +86,7 @@ def _connection_manager(config: Config) -> dict[str, Any]:
         "access_log": [_access_log()],
         "route_config": _routes(config),
         "http_filters": [
+            *auth_filters(config.auth),
             route_filter(),
             {
                 "name": "envoy.filters.http.router",
@@ -92,13 +98,12 @@ def _connection_manager(config: Config) -> dict[str, Any]:
 
 def _routes(config: Config) -> dict[str, Any]:
     admin_route = {"cluster": CONTROLLER_HTTP, "timeout": "30s"}
+    unfiltered = {**disabled_on_route(), **auth_disabled_on_route(config.auth)}  # no key, no ext_proc
     routes: list[dict[str, Any]] = [
-        {"match": {"path": p}, "route": admin_route, "typed_per_filter_config": disabled_on_route()}
-        for p in ADMIN_PATHS
+        {"match": {"path": p}, "route": admin_route, "typed_per_filter_config": unfiltered} for p in ADMIN_PATHS
     ]
     routes += [
-        {"match": {"prefix": p}, "route": admin_route, "typed_per_filter_config": disabled_on_route()}
-        for p in ADMIN_PREFIXES
+        {"match": {"prefix": p}, "route": admin_route, "typed_per_filter_config": unfiltered} for p in ADMIN_PREFIXES
     ]
     routes.append(
         {
@@ -116,7 +121,7 @@ def _routes(config: Config) -> dict[str, Any]:
             "match": {"prefix": "/"},
             "direct_response": {"status": 404, "body": {"inline_string": _not_found_body()}},
             "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
-            "typed_per_filter_config": disabled_on_route(),
+            "typed_per_filter_config": unfiltered,
         }
     )
     return {

@@ -34,6 +34,8 @@ class Router:
         self.targets: tuple[Target, ...] = build_targets(config)
         self.by_name = {t.name: t for t in self.targets}
         self.guards = TargetGuards(self.targets, config.router)
+        self.known_models = frozenset({"auto", *config.prices, *(t.model for t in self.targets),
+                                       *self.by_name})
 
     def estimate(self, target: Target, input_tokens: int, output_tokens: int) -> Estimate:
         """Expected cost and latency on `target` now (clusters priced from their live throughput)."""
@@ -54,10 +56,24 @@ class Router:
             )
         return override
 
-    def decide(self, request: ChatRequest, strategy: str) -> Decision:
+    def check_model(self, model: str) -> None:
+        """The requested model must be one the router knows (a priced model, a target or its model, `auto`)."""
+        if model not in self.known_models:
+            raise BadRequest(
+                f"The model `{model}` does not exist or is not served by this router. Use `auto` to let the router "
+                "choose, or one of the models listed by GET /v1/models.",
+                param="model", code="model_not_found", status=404,
+            )
+
+    def decide(self, request: ChatRequest, strategy: str, allowed_models: frozenset[str] | None = None) -> Decision:
+        """`allowed_models`: the client key may only be served by targets of these models (None: any)."""
+        self.check_model(request.model)
         router = self.config.router
         output_tokens = request.max_tokens or router.default_max_tokens
         candidates = [self._candidate(t, request, output_tokens) for t in self.targets]
+        for candidate in candidates:
+            if allowed_models is not None and candidate.skip is None and candidate.target.model not in allowed_models:
+                candidate.skip = "model not allowed for this API key"
         complexity = assess(request.body)
         eligible = [c for c in candidates if c.skip is None]
         decision = Decision(strategy, [], "", "", complexity, request.input_tokens, output_tokens, candidates)
