@@ -1,4 +1,4 @@
-"""`llm-router` command line: up, serve, envoy-config, validate."""
+"""`llm-router` command line: up, serve, envoy-config, validate, certs, hash-key."""
 
 from __future__ import annotations
 
@@ -11,9 +11,17 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from extproc.auth.commands import add_hash_key_command
 from extproc.config.default import default_config
 from extproc.config.loader import ConfigError, load_config
 from extproc.config.model import Config
+from extproc.security.commands import (
+    GATEWAY_ROLE,
+    add_certs_command,
+    add_role_option,
+    gateway_bootstrap_yaml,
+    gateway_server,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,14 +70,18 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="serve on the ports of server.replicas[N-1] (0: the main grpcPort/httpPort)",
     )
+    add_role_option(serve)
     render = command("envoy-config", _envoy_config, "Render the Envoy bootstrap for a config.")
     render.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    add_role_option(render)
     command(
         "validate",
         _validate,
         "Check a config and report every problem with its key path.",
         config_required=True,
     )
+    add_certs_command(commands)
+    add_hash_key_command(commands)
     return parser
 
 
@@ -89,7 +101,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _envoy_config(args: argparse.Namespace) -> int:
     from extproc.envoy_config.bootstrap import render_bootstrap_yaml
 
-    text = render_bootstrap_yaml(_config(args))
+    text = gateway_bootstrap_yaml(args.config) if args.role == GATEWAY_ROLE else render_bootstrap_yaml(_config(args))
     if args.output:
         args.output.write_text(text)
     else:
@@ -100,11 +112,13 @@ def _envoy_config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from extproc.server.app import serve_forever
 
+    if args.role == GATEWAY_ROLE:
+        return _run_until_signalled(gateway_server(args.config))
     config = _config(args)
     if not 0 <= args.replica <= len(config.server.replicas):
         print(f"--replica {args.replica}: the config has {len(config.server.replicas)} extra replicas", file=sys.stderr)
         return 2
-    return _run_until_signalled(lambda stop: serve_forever(config, stop, args.replica))
+    return _run_until_signalled(lambda stop: serve_forever(config, stop, args.replica, args.config))
 
 
 def _up(args: argparse.Namespace) -> int:

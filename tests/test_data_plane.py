@@ -82,7 +82,7 @@ def test_external_target_gets_its_own_key_and_model_never_the_clients(
     before = len(openai_standin.requests)
     response = post(
         stack,
-        {**HI, "model": "whatever-the-client-says"},
+        {**HI, "model": "gpt-4o"},
         authorization=f"Bearer {CLIENT_KEY}",
         **{"x-api-key": CLIENT_KEY, "x-llm-router-strategy": "external_first"},
     )

@@ -49,5 +49,10 @@ class StatusBoard:
     def __getitem__(self, name: str) -> TargetStatus:
         return self._status[name]
 
+    def carry_over(self, previous: StatusBoard) -> None:
+        """Keep the live status of targets that exist in both boards (a config reload)."""
+        for name in self._status.keys() & previous._status.keys():
+            self._status[name] = previous._status[name]
+
     def items(self) -> list[tuple[str, TargetStatus]]:
         return list(self._status.items())

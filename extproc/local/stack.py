@@ -48,7 +48,7 @@ class LocalStack:
         self.workdir = workdir
         self.progress = progress
         self.llama: dict[str, LlamaServer] = {}
-        self.controller = Controller(config)
+        self.controller = Controller(config, config_path=config_path)
         self.envoy = EnvoyProcess(
             workdir / "envoy.yaml",
             config.server.envoy_admin_port,
@@ -58,7 +58,8 @@ class LocalStack:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.config.server.port}"
+        scheme = "https" if self.config.server.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.config.server.port}"
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -1,19 +1,24 @@
-"""The controller process: ext_proc gRPC server, admin HTTP server and cluster poller, sharing one runtime."""
+"""The controller process: ext_proc + ext_authz gRPC server, admin HTTP server and cluster poller, one runtime."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from pathlib import Path
 
 import grpc
 from aiohttp import web
+from envoy.service.auth.v3.external_auth_pb2_grpc import add_AuthorizationServicer_to_server
 from envoy.service.ext_proc.v3.external_processor_pb2_grpc import add_ExternalProcessorServicer_to_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from extproc.auth.service import Authorization
 from extproc.clusters.poller import ClusterPoller
 from extproc.config.model import Config
 from extproc.server.admin import admin_app
 from extproc.server.ext_proc import ExternalProcessor
+from extproc.server.reload import ConfigWatcher
 from extproc.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,8 +40,9 @@ DRAIN_SECONDS = 2.5
 class Controller:
     """One controller replica (`replica` 0 is the main one; others are `server.replicas[replica - 1]`)."""
 
-    def __init__(self, config: Config, replica: int = 0) -> None:
+    def __init__(self, config: Config, replica: int = 0, config_path: Path | None = None) -> None:
         self.runtime = Runtime.build(config)
+        self._watcher = ConfigWatcher(config_path, self.apply) if config_path else None
         self.grpc_port, self.http_port = config.server.controller_ports()[replica]
         self._health = health.aio.HealthServicer()
         self._grpc: grpc.aio.Server | None = None
@@ -52,6 +58,7 @@ class Controller:
         host = config.server.controller_bind_host or config.server.controller_host
         self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
         add_ExternalProcessorServicer_to_server(ExternalProcessor(self.current), self._grpc)
+        add_AuthorizationServicer_to_server(Authorization(self.current), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         self._grpc.add_insecure_port(f"{host}:{self.grpc_port}")
         await self._grpc.start()
@@ -59,8 +66,10 @@ class Controller:
         self._http = web.AppRunner(admin_app(self.current, self.draining), access_log=None)
         await self._http.setup()
         await web.TCPSite(self._http, host, self.http_port).start()
-        self._poller = ClusterPoller(config.clusters, self.runtime.status, config.router.health_check_interval)
-        self._poller.start()
+        self._start_poller()
+        if self._watcher:
+            self._watcher.start()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._watcher.reload)
         log.info(
             "controller serving: ext_proc gRPC on %s:%d, admin HTTP on %s:%d",
             host,
@@ -68,6 +77,26 @@ class Controller:
             host,
             self.http_port,
         )
+
+    def apply(self, config: Config) -> None:
+        """Swap in a new config: requests in flight finish on the runtime they started with."""
+        previous = self.runtime
+        targets_before = {t.name: t.url for t in previous.router.targets}
+        self.runtime = Runtime.build(config, previous)
+        if {t.name: t.url for t in self.runtime.router.targets} != targets_before:
+            log.warning(
+                "the set of targets changed: render the Envoy config again (llm-router envoy-config) "
+                "and restart Envoy for it to route to them"
+            )
+        if self._poller is not None:
+            old = self._poller
+            asyncio.get_running_loop().create_task(old.stop())
+            self._start_poller()
+
+    def _start_poller(self) -> None:
+        config = self.runtime.config
+        self._poller = ClusterPoller(config.clusters, self.runtime.status, config.router.health_check_interval)
+        self._poller.start()
 
     async def wait_clusters_polled(self) -> None:
         assert self._poller is not None
@@ -79,6 +108,8 @@ class Controller:
     async def stop(self, drain: float = 0.0, grace: float = 10.0) -> None:
         """Report NOT_SERVING for `drain` seconds, then finish the streams in flight (up to `grace`)."""
         self._draining = True
+        if self._watcher:
+            await self._watcher.stop()
         if self._grpc and drain:
             await self._health.enter_graceful_shutdown()
             await asyncio.sleep(drain)
@@ -88,11 +119,12 @@ class Controller:
             await self._grpc.stop(grace)
         if self._http:
             await self._http.cleanup()
+        await self.runtime.gate.close()
 
 
-async def serve_forever(config: Config, stop: asyncio.Event, replica: int = 0) -> None:
+async def serve_forever(config: Config, stop: asyncio.Event, replica: int = 0, config_path: Path | None = None) -> None:
     """Serve until `stop`, then drain: Envoy stops sending new requests before in-flight ones finish."""
-    controller = Controller(config, replica)
+    controller = Controller(config, replica, config_path)
     await controller.start()
     try:
         await stop.wait()

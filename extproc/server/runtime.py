@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from extproc.auth.gate import Gate
 from extproc.clusters.status import StatusBoard
 from extproc.config.model import Config
 from extproc.metrics import Metrics
@@ -20,10 +21,15 @@ class Runtime:
     metrics: Metrics
     accounting: Accounting
     attempts: AttemptLog
+    gate: Gate  # client keys, tenants, rate limits and budgets
 
     @classmethod
-    def build(cls, config: Config, metrics: Metrics | None = None) -> Runtime:
+    def build(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+        """A runtime for `config`; after a reload, what is known of targets that stay is carried over."""
         status = StatusBoard([c.name for c in config.clusters], [p.name for p in config.enabled_providers])
-        metrics = metrics or Metrics()
+        if previous is not None:
+            status.carry_over(previous.status)
+        metrics = previous.metrics if previous is not None else Metrics()
         router = Router(config, status)
-        return cls(config, router, status, metrics, Accounting(metrics, router), AttemptLog())
+        gate = Gate(config.auth, config.router.routing_strategy, metrics)
+        return cls(config, router, status, metrics, Accounting(metrics, router, gate), AttemptLog(), gate)
