@@ -100,7 +100,8 @@ def envoy_validate(bootstrap: Path) -> None:
 
 def referenced_variables(text: str) -> tuple[set[str], set[str]]:
     """(${VAR} without a default, ${VAR:-default}) referenced in a config text."""
-    required, optional = set(), set()
+    required: set[str] = set()
+    optional: set[str] = set()
     for name, default in _VAR.findall(text):
         (optional if default else required).add(name)
     return required, optional

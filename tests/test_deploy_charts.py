@@ -513,38 +513,46 @@ def test_keda_scales_on_the_queue_depth_prometheus_scrapes() -> None:
     assert {t["type"] for t in scaled["spec"]["triggers"]} == {"prometheus", "cpu"}
 
 
-def test_cluster_gateway_envoy_config_and_verifier(tmp_path: Path) -> None:
+def test_cluster_gateway_renders_its_bootstrap_and_wiring(tmp_path: Path) -> None:
+    """The gateway pod: its init container's own command renders a bootstrap real Envoy accepts, from the
+    gateway.yaml the verifier serves; ports, upstream and secrets line up; the Ingress only reaches it."""
     documents = _render("llm-server", SERVER_MODES["keda-gateway"])
     config_map = find(documents, "ConfigMap", "llm-server-gateway")
-    (tmp_path / "envoy.yaml").write_text(config_map["data"]["envoy.yaml"])
-    envoy_validate(tmp_path / "envoy.yaml")
-    gateway_config = parse_config_text(
-        config_map["data"]["gateway.yaml"], {"LLM_CLUSTER_SHARED_SECRET": "s3cret"}, source="gateway.yaml"
-    )
-    (cluster,) = gateway_config.clusters
-    assert cluster.auth_type == "hmac" and cluster.shared_secret == "s3cret"
-
-    envoy_config = yaml.safe_load(config_map["data"]["envoy.yaml"])
     deployment = find(documents, "Deployment", "llm-server-gateway")
+    init = containers(deployment, init=True)["render-envoy-config"]
     envoy, verifier = containers(deployment)["envoy"], containers(deployment)["verifier"]
-    assert verifier["args"][:3] == ["serve", "--role", "cluster-gateway"]
-    assert {e["name"] for e in verifier["env"]} == referenced_variables(config_map["data"]["gateway.yaml"])[0]
-    listener = envoy_config["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"]
-    clusters = {c["name"]: c for c in envoy_config["static_resources"]["clusters"]}
-    authz = clusters["ext_authz"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
-    llama = clusters["llama"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
-    service = find(documents, "Service", "llm-server")
-    assert listener == container_ports(envoy)["http"] == gateway_config.server.port
-    assert authz["socket_address"] == {"address": "127.0.0.1", "port_value": container_ports(verifier)["grpc"]}
-    assert authz["socket_address"]["port_value"] == gateway_config.server.grpc_port
-    assert llama["socket_address"] == {
-        "address": f"llm-server.{NAMESPACE}.svc.cluster.local",
-        "port_value": service["spec"]["ports"][0]["port"],
+    secrets = {"LLM_CLUSTER_SHARED_SECRET": "s3cret"}
+    assert {e["name"] for e in init["env"]} == {e["name"] for e in verifier["env"]} == set(secrets)
+    assert referenced_variables(config_map["data"]["gateway.yaml"])[0] == set(secrets)
+    assert verifier["args"] == ["serve", "--role", "cluster-gateway", "--config", "/etc/llm-router/gateway.yaml"]
+
+    (tmp_path / "gateway.yaml").write_text(config_map["data"]["gateway.yaml"])
+    local = {
+        "/etc/llm-router/gateway.yaml": str(tmp_path / "gateway.yaml"),
+        "/etc/envoy/envoy.yaml": str(tmp_path / "envoy.yaml"),
     }
-    assert (
-        str(cluster.endpoint)
-        == f"http://llm-server.{NAMESPACE}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
+    assert envoy["args"][envoy["args"].index("-c") + 1] in local
+    command = [sys.executable, "-m", "extproc.cli", *(local.get(a, a) for a in init["args"])]
+    subprocess.run(command, check=True, env={**os.environ, **secrets}, capture_output=True)
+    envoy_validate(tmp_path / "envoy.yaml")
+    assert "s3cret" not in (tmp_path / "envoy.yaml").read_text()
+
+    from extproc.security.gateway_config import load_gateway_config
+
+    gateway = load_gateway_config(tmp_path / "gateway.yaml", secrets)
+    assert gateway.shared_secret == "s3cret" and set(gateway.public_paths) == {"/health", "/metrics", "/props"}
+    bootstrap = yaml.safe_load((tmp_path / "envoy.yaml").read_text())
+    listener = bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"]
+    assert listener == container_ports(envoy)["http"] == gateway.server.port
+    assert container_ports(verifier) == {"grpc": gateway.server.grpc_port, "admin": gateway.server.http_port}
+    probe = " ".join(envoy["readinessProbe"]["exec"]["command"])
+    assert f"/dev/tcp/127.0.0.1/{gateway.server.envoy_admin_port}" in probe
+    service = find(documents, "Service", "llm-server")
+    assert str(gateway.upstream) == (
+        f"http://llm-server.{NAMESPACE}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
     )
+    gateway_service = find(documents, "Service", "llm-server-gateway")
+    assert gateway_service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     ingress = find(documents, "Ingress")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == "llm-server-gateway", "with the gateway on, nothing reaches llama.cpp unsigned"

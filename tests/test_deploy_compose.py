@@ -129,6 +129,7 @@ def test_services_are_wired_as_the_router_config_says(compose: dict[str, Any]) -
     for cluster in config.clusters:
         service = services[cluster.endpoint.host]
         flags = _flags(service["command"])
+        assert cluster.launch, "compose clusters are launched locally (model-init reads launch:)"
         spec = model_spec(cluster)
         assert service["image"].startswith("ghcr.io/ggml-org/llama.cpp:server")
         assert flags["--port"] == str(cluster.endpoint.port) and flags["--host"] == "0.0.0.0"
@@ -163,7 +164,9 @@ def test_prometheus_and_grafana_see_every_service(compose: dict[str, Any]) -> No
 
 def test_envoy_image_is_the_envoy_the_tests_validate_with(compose: dict[str, Any]) -> None:
     version = subprocess.run([str(envoy_binary()), "--version"], capture_output=True, text=True, check=True).stdout
-    tested = re.search(r"version: [0-9a-f]+/(\d+\.\d+\.\d+)/", version).group(1)
+    match = re.search(r"version: [0-9a-f]+/(\d+\.\d+\.\d+)/", version)
+    assert match, version
+    tested = match.group(1)
     assert compose["services"]["envoy"]["image"] == f"envoyproxy/envoy:v{tested}"
 
 
@@ -247,6 +250,7 @@ def _get(url: str) -> tuple[int, str]:
 
 def test_llama_server_runs_with_the_compose_arguments(compose: dict[str, Any], llama_from_compose: str) -> None:
     cluster = next(c for c in _config(compose).clusters if c.endpoint.host == "llama-aws")
+    assert cluster.launch
     status, body = _get(f"{llama_from_compose}/props")
     props = json.loads(body)
     assert status == 200 and props["total_slots"] == cluster.launch.parallel

@@ -73,7 +73,9 @@ def test_the_controller_stage_is_the_default_and_runs_unprivileged() -> None:
     assert "LLM_ROUTER_CONFIG=/etc/llm-router/router.yaml" in runtime["ENV"], "health check reads the same file"
     defaults = ServerConfig()
     assert set(controller["EXPOSE"].split()) == {str(defaults.grpc_port), str(defaults.http_port)}
-    base = re.search(r"ARG PYTHON_IMAGE=(\S+)", DOCKERFILE.read_text()).group(1)
+    base_arg = re.search(r"ARG PYTHON_IMAGE=(\S+)", DOCKERFILE.read_text())
+    assert base_arg, "the base image is an ARG with a default"
+    base = base_arg.group(1)
     assert re.fullmatch(r"python:3\.11-slim-\w+", base), "slim Python 3.11 (the project's version)"
     for stage in stages.values():
         for instruction, arguments in stage:

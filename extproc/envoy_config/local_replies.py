@@ -21,9 +21,20 @@ def local_reply_config() -> dict[str, Any]:
         _mapper({"response_flag_filter": {"flags": [flag]}}, status, kind, code, message)
         for flag, status, kind, code, message in _ERRORS
     ]
+    # A local 500 is the ext_proc filter failing closed: the controller is gone or did not answer in time.
     mappers.append(
         _mapper(
-            {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "_"}}}},
+            _status_is(500),
+            503,
+            "server_error",
+            "router_unavailable",
+            "The router's controller is unavailable, so no request can be priced, authorised or "
+            "routed (Envoy fails closed). Retry shortly.",
+        )
+    )
+    mappers.append(
+        _mapper(
+            _status_is(413),
             413,
             "invalid_request_error",
             "request_too_large",
@@ -31,6 +42,10 @@ def local_reply_config() -> dict[str, Any]:
         )
     )
     return {"mappers": mappers}
+
+
+def _status_is(status: int) -> dict[str, Any]:
+    return {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": status, "runtime_key": "_"}}}}
 
 
 def _mapper(filter_: dict[str, Any], status: int, kind: str, code: str, message: str) -> dict[str, Any]:

@@ -1,0 +1,13 @@
+"""`pulumi up` entry point: the GCP stack (see program.py)."""
+
+import sys
+from pathlib import Path
+
+import pulumi
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for infra.common
+
+from infra.gcp.program import build
+
+for name, value in build().items():
+    pulumi.export(name, value)
