@@ -15,6 +15,7 @@ from extproc.auth.commands import add_hash_key_command
 from extproc.config.default import default_config
 from extproc.config.loader import ConfigError, load_config
 from extproc.config.model import Config
+from extproc.observability.commands import add_explain_command
 from extproc.security.commands import (
     GATEWAY_ROLE,
     add_certs_command,
@@ -71,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         help="serve on the ports of server.replicas[N-1] (0: the main grpcPort/httpPort)",
     )
     add_role_option(serve)
+    calibrate = commands.add_parser(
+        "calibrate", help="Find the complexityThreshold that sends a given share of prompts to the premium tier.",
+        description="Find the complexityThreshold that sends a given share of prompts to the premium tier.")
+    calibrate.add_argument("--prompts", type=Path, required=True, help="JSONL: one {prompt|messages} per line")
+    calibrate.add_argument("--premium-share", type=float, required=True, help="e.g. 0.2 for 20%%")
+    calibrate.add_argument("--cheap-price", type=float, help="$/1K tokens of the cheap tier (for the cost split)")
+    calibrate.add_argument("--premium-price", type=float, help="$/1K tokens of the premium tier")
+    calibrate.set_defaults(run=_calibrate)
     render = command("envoy-config", _envoy_config, "Render the Envoy bootstrap for a config.")
     render.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     add_role_option(render)
@@ -82,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_certs_command(commands)
     add_hash_key_command(commands)
+    add_explain_command(commands)
     return parser
 
 
@@ -95,6 +105,17 @@ def _validate(args: argparse.Namespace) -> int:
         f"{args.config}: OK ({len(config.clusters)} clusters, {len(config.enabled_providers)} enabled "
         f"providers, strategy {config.router.routing_strategy})"
     )
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from extproc.routing.calibrate import run_calibration
+
+    try:
+        print(run_calibration(args.prompts, args.premium_share, args.cheap_price, args.premium_price))
+    except (OSError, ValueError) as error:
+        print(f"calibrate: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

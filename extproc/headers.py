@@ -4,7 +4,10 @@ CLUSTER_HEADER = "x-llm-router-cluster"  # set by the controller; Envoy's route 
 STRATEGY_HEADER = "x-llm-router-strategy"  # a client's per-request strategy override
 TARGET_HEADER = "x-llm-router-target"
 REASON_HEADER = "x-llm-router-reason"
+CACHE_HEADER = "x-llm-router-cache"  # "hit" on a response served from the response cache
+ARM_HEADER = "x-llm-router-arm"  # the A/B experiment arm a response came from
 ESTIMATED_COST_HEADER = "x-llm-router-estimated-cost-usd"
+COST_HEADER = "x-llm-router-cost-usd"  # actual, from the usage the target reported (non-streamed responses)
 # The client's own credentials never travel to a target.
 CLIENT_CREDENTIAL_HEADERS = (
     "authorization",

@@ -35,7 +35,10 @@ class Metrics:
             registry=r,
         )
         self.spend = Counter(
-            "llm_router_spend_usd", "Actual spend from reported usage", ["target", "model"], registry=r
+            "llm_router_spend_usd",
+            "Actual spend from reported usage, by tenant (anonymous when auth is off)",
+            ["tenant", "target", "model"],
+            registry=r,
         )
         self.cluster_health = Gauge(
             "llm_router_cluster_health",
@@ -70,6 +73,22 @@ class Metrics:
         self.circuit_open = Gauge(
             "llm_router_circuit_open", "1 while the target's circuit breaker is open", ["target"], registry=r
         )
+        self.cache = Counter(
+            "llm_router_cache_lookups", "Response cache lookups of deterministic requests", ["result"], registry=r
+        )
+        self.experiment_requests = Counter(
+            "llm_router_experiment_requests", "Requests per A/B experiment arm and chosen target",
+            ["experiment", "arm", "target"], registry=r,
+        )
+        self.experiment_spend = Counter(
+            "llm_router_experiment_spend_usd", "Actual spend per A/B experiment arm", ["experiment", "arm"],
+            registry=r,
+        )
+        self.experiment_duration = Histogram(
+            "llm_router_experiment_duration_seconds", "Attempt duration per A/B experiment arm",
+            ["experiment", "arm"], registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        )
         self.fallbacks = Counter(
             "llm_router_fallbacks",
             "Attempts moved to the next target of a chain, with why the previous one was left",
@@ -81,4 +100,36 @@ class Metrics:
             "Requests answered by the router itself with an error",
             ["status", "code"],
             registry=r,
+        )
+        self.auth_denials = Counter(
+            "llm_router_auth_denials",
+            "Requests refused by client authentication, by tenant (empty when no key matched) and reason",
+            ["tenant", "reason"],
+            registry=r,
+        )
+        # Observability (extproc/observability): estimate error, savings, decision log delivery.
+        self.cost_estimate_ratio = Histogram(
+            "llm_router_cost_estimate_ratio",
+            "Actual cost / estimated cost of each attempt with reported usage",
+            ["target"],
+            registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4, 10),
+        )
+        self.baseline_cost = Counter(
+            "llm_router_baseline_cost_usd",
+            "What the same usage would have cost on the baseline model (observability.baselineModel)",
+            ["target", "model"],
+            registry=r,
+        )
+        self.webhook_sent = Counter(
+            "llm_router_decision_webhook_sent", "Decisions delivered to a webhook", ["webhook"], registry=r
+        )
+        self.webhook_dropped = Counter(
+            "llm_router_decision_webhook_dropped",
+            "Decisions a webhook never got: its queue was full, or every retry failed",
+            ["webhook", "reason"],
+            registry=r,
+        )
+        self.webhook_queue = Gauge(
+            "llm_router_decision_webhook_queue", "Decisions waiting for a webhook", ["webhook"], registry=r
         )

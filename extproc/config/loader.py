@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
+from extproc.auth.config import parse_auth
 from extproc.config.expand import expand
+from extproc.config.intelligence import parse_cache, parse_experiment, parse_model_aliases
 from extproc.config.model import (
     CLUSTER_AUTH_TYPES,
     PROVIDER_TYPES,
@@ -22,6 +24,7 @@ from extproc.config.model import (
     Config,
     Limits,
     LocalLaunch,
+    ModelAlias,
     ModelPrice,
     ProviderConfig,
     RouterConfig,
@@ -30,7 +33,9 @@ from extproc.config.model import (
     Url,
 )
 from extproc.config.reader import Problems, Reader
+from extproc.observability.config import parse_observability
 from extproc.routing.complexity import Tier
+from extproc.security.tls_config import cluster_tls, server_tls
 
 PROVIDER_BASE_URLS = {
     "openai": "https://api.openai.com/v1",
@@ -70,6 +75,11 @@ def parse_config(document: Any, env: Mapping[str, str] | None = None) -> Config:
     server = _server(root.section("server"))
     router = _router(root.section("router"))
     prices = _prices(root.section("pricing"))
+    auth = parse_auth(root.section("auth"))
+    observability = parse_observability(root.section("observability"), prices)
+    aliases = parse_model_aliases(root.section("modelAliases"))
+    experiment = parse_experiment(root.section("experiment"))
+    cache = parse_cache(root.section("cache"))
     clusters = tuple(c for c in (_cluster(Reader(n, p, problems)) for p, n in root.items("clusters")) if c)
     providers = tuple(
         p for p in (_provider(Reader(n, at, problems), prices) for at, n in root.items("externalProviders")) if p
@@ -77,11 +87,18 @@ def parse_config(document: Any, env: Mapping[str, str] | None = None) -> Config:
     root.finish()
     _check_names(clusters, providers, problems)
     _check_ports(server, problems)
+    _check_alias_targets(aliases, {c.name for c in clusters} | {p.name for p in providers}, problems)
     if not clusters and not any(p.enabled for p in providers):
         problems.add("clusters", "no cluster and no enabled external provider: nothing to route to")
     if problems:
         raise ConfigError(list(problems))
-    return Config(server, router, clusters, providers, prices)
+    return Config(server, router, clusters, providers, prices, auth, observability, aliases, experiment, cache)
+
+
+def _check_alias_targets(aliases: tuple[ModelAlias, ...], names: set[str], problems: Problems) -> None:
+    for alias in aliases:
+        for unknown in sorted((alias.targets or frozenset()) - names):
+            problems.add(f"modelAliases.{alias.name}.targets", f"no cluster or provider is named {unknown!r}")
 
 
 def shipped_prices() -> dict[str, ModelPrice]:
@@ -106,6 +123,7 @@ def _server(r: Reader) -> ServerConfig:
         replicas=tuple(_replica(Reader(node, at, r.problems)) for at, node in r.items("replicas")),
         max_request_bytes=r.size("maxRequestBytes", d.max_request_bytes),
         request_timeout=r.duration("requestTimeout", d.request_timeout),
+        tls=server_tls(r),
     )
     r.finish()
     return server
@@ -222,6 +240,7 @@ def _cluster(r: Reader) -> ClusterConfig | None:
         tier=_tier(r, "tier", d.tier),
         auth_type=auth_type,
         shared_secret=secret,
+        tls=cluster_tls(r, auth_type, https=endpoint is None or endpoint.tls),
         max_queue_depth=r.integer("maxQueueDepth", -1) if r.has("maxQueueDepth") else None,
         launch=launch,
         limits=_limits(r),

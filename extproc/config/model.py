@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from extproc.observability.config import ObservabilityConfig
 from extproc.routing.complexity import Tier
+from extproc.security.tls_config import ClusterTls, ServerTls
 
 STRATEGIES = ("hybrid", "cost", "latency", "cluster_first", "external_first", "capability")
 PROVIDER_TYPES = ("openai", "claude", "gemini")
@@ -74,6 +76,7 @@ class ServerConfig:
     replicas: tuple[tuple[int, int], ...] = ()  # more controllers Envoy balances: (grpcPort, httpPort) each
     max_request_bytes: int = 8 * 2**20
     request_timeout: float = 300.0  # seconds a whole routed request may take (0 = none)
+    tls: ServerTls | None = None  # the listener's TLS (HTTPS, optionally client certificates)
 
     def controller_ports(self) -> list[tuple[int, int]]:
         """(gRPC, HTTP) ports of every controller replica, the main one first."""
@@ -118,6 +121,7 @@ class ClusterConfig:
     tier: Tier = Tier.MEDIUM
     auth_type: str = "none"
     shared_secret: Secret | None = None
+    tls: ClusterTls | None = None  # the CA to trust, the certificate to present
     max_queue_depth: int | None = None
     launch: LocalLaunch | None = None
     limits: Limits = Limits()
@@ -135,6 +139,67 @@ class ProviderConfig:
     limits: Limits = Limits()
 
 
+BUDGET_PERIODS = {"1h": 3600, "1d": 86400, "30d": 30 * 86400}  # seconds; windows aligned to the Unix epoch
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A client key: only its sha256 is stored. Keys of one tenant share the tenant's budget."""
+
+    name: str
+    key_hash: str  # "sha256:<64 hex digits>"
+    tenant: str
+    allowed_models: frozenset[str] | None = None  # None: any model
+    allowed_strategies: tuple[str, ...] | None = None  # None: any; the first is the default if need be
+    requests_per_minute: int | None = None
+    budget_usd: float | None = None
+    budget_period: str = "30d"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    enabled: bool = False
+    keys: tuple[ApiKey, ...] = ()  # given inline
+    keys_file: str | None = None  # re-read when it changes, for rotation
+    file_keys: tuple[ApiKey, ...] = ()  # the keys file's, as loaded with the config
+    redis_url: Secret | None = None  # shared rate and budget state across controller replicas
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """`modelAliases.<name>`: what a client's `model` maps to (a minimum tier and/or a set of targets)."""
+
+    name: str
+    min_tier: Tier | None = None
+    targets: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentArm:
+    name: str
+    weight: float
+    strategy: str
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """An A/B split between strategies, sticky per tenant or per the value of a request header."""
+
+    name: str
+    arms: tuple[ExperimentArm, ...]
+    sticky_header: str | None = None  # None: sticky per tenant
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """Exact-match cache of non-streamed, deterministic (temperature 0) completions, per tenant."""
+
+    enabled: bool = False
+    max_entries: int = 10_000
+    max_entry_bytes: int = 1 * 2**20
+    ttl: float = 300.0
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig
@@ -142,6 +207,11 @@ class Config:
     clusters: tuple[ClusterConfig, ...]
     providers: tuple[ProviderConfig, ...]
     prices: dict[str, ModelPrice] = field(default_factory=dict)
+    auth: AuthConfig = AuthConfig()
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    model_aliases: tuple[ModelAlias, ...] = ()
+    experiment: Experiment | None = None
+    cache: CacheConfig = CacheConfig()
 
     @property
     def enabled_providers(self) -> tuple[ProviderConfig, ...]:

@@ -51,6 +51,7 @@ class Decision:
     input_tokens: int
     output_tokens: int
     candidates: list[Candidate] = field(default_factory=list)  # all of them, skipped ones included
+    arm: str | None = None  # the A/B experiment arm that chose the strategy, if any
 
     @property
     def primary(self) -> Candidate:

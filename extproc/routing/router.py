@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from extproc.clusters.status import StatusBoard
 from extproc.config.model import STRATEGIES as STRATEGY_NAMES
 from extproc.config.model import Config
 from extproc.reliability.guards import RATE_LIMITED, TargetGuards
-from extproc.routing.complexity import assess
+from extproc.routing.complexity import DEFAULT_THRESHOLDS, Thresholds, assess
 from extproc.routing.decision import Candidate, Decision, StrategyInput
 from extproc.routing.estimate import Estimate, estimate
+from extproc.routing.model_groups import ModelGroup, model_groups
 from extproc.routing.request import BadRequest, ChatRequest
 from extproc.routing.strategies import STRATEGIES
 from extproc.routing.targets import Target, build_targets
+
+
+def tier_thresholds(complexity_threshold: float | None) -> Thresholds:
+    """Tier cut points, with a calibrated `complexityThreshold` as the cut into the complex (premium) tiers."""
+    if complexity_threshold is None:
+        return DEFAULT_THRESHOLDS
+    cut = min(max(complexity_threshold, 0.002), 0.998)
+    return Thresholds(medium=min(DEFAULT_THRESHOLDS.medium, cut / 2), complex=cut,
+                      reasoning=max(DEFAULT_THRESHOLDS.reasoning, (cut + 1) / 2))
 
 
 class NoTarget(Exception):
@@ -34,8 +46,8 @@ class Router:
         self.targets: tuple[Target, ...] = build_targets(config)
         self.by_name = {t.name: t for t in self.targets}
         self.guards = TargetGuards(self.targets, config.router)
-        self.known_models = frozenset({"auto", *config.prices, *(t.model for t in self.targets),
-                                       *self.by_name})
+        self.model_groups = model_groups(config, self.targets)
+        self.thresholds = tier_thresholds(config.router.complexity_threshold)
 
     def estimate(self, target: Target, input_tokens: int, output_tokens: int) -> Estimate:
         """Expected cost and latency on `target` now (clusters priced from their live throughput)."""
@@ -56,25 +68,31 @@ class Router:
             )
         return override
 
-    def check_model(self, model: str) -> None:
-        """The requested model must be one the router knows (a priced model, a target or its model, `auto`)."""
-        if model not in self.known_models:
+    def model_group(self, model: str) -> ModelGroup:
+        """What the requested model means (see `model_groups`); unknown models are a 404."""
+        group = self.model_groups.get(model)
+        if group is None:
             raise BadRequest(
                 f"The model `{model}` does not exist or is not served by this router. Use `auto` to let the router "
                 "choose, or one of the models listed by GET /v1/models.",
                 param="model", code="model_not_found", status=404,
             )
+        return group
 
     def decide(self, request: ChatRequest, strategy: str, allowed_models: frozenset[str] | None = None) -> Decision:
         """`allowed_models`: the client key may only be served by targets of these models (None: any)."""
-        self.check_model(request.model)
+        group = self.model_group(request.model)
         router = self.config.router
         output_tokens = request.max_tokens or router.default_max_tokens
         candidates = [self._candidate(t, request, output_tokens) for t in self.targets]
         for candidate in candidates:
+            if group.targets is not None and candidate.skip is None and candidate.target.name not in group.targets:
+                candidate.skip = f"does not serve model {request.model}"
             if allowed_models is not None and candidate.skip is None and candidate.target.model not in allowed_models:
                 candidate.skip = "model not allowed for this API key"
-        complexity = assess(request.body)
+        complexity = assess(request.body, self.thresholds)
+        if group.min_tier is not None and group.min_tier > complexity.tier:
+            complexity = replace(complexity, tier=group.min_tier)
         eligible = [c for c in candidates if c.skip is None]
         decision = Decision(strategy, [], "", "", complexity, request.input_tokens, output_tokens, candidates)
         if not eligible:
@@ -100,7 +118,7 @@ class Router:
         guarded = self.guards.skip_reason(target.name, request.input_tokens + output_tokens)
         if guarded:
             return guarded
-        context = status.context_window or target.context_window
+        context = min(status.context_window or target.context_window, target.context_window)
         needed = request.input_tokens + (request.max_tokens or 0)
         if needed > context:
             return f"context window {context} < {needed} tokens needed"
