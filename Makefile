@@ -2,20 +2,33 @@
 # the llama.cpp build, which takes several minutes the first time).
 PYTHON ?= python3
 export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+# System packages the tests use: a real Redis (shared budgets) and Chromium (the dashboard test).
+APT_PACKAGES := redis-server chromium
 
-.PHONY: install up test lint
+.PHONY: install system-packages up test lint bench
 
 install:
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e '.[test]'
 
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
 up: install
 	llm-router up
 
-test: install
+test: install system-packages
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q
 
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+
+bench: install
+	$(PYTHON) bench/run.py
