@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +53,8 @@ class RunningStack:
     def __init__(self, document: dict, process: ManagedProcess) -> None:
         self.document = document
         self.process = process
-        self.url = f"http://127.0.0.1:{document['server']['port']}"
+        scheme = "https" if document["server"].get("tls") else "http"
+        self.url = f"{scheme}://127.0.0.1:{document['server']['port']}"
         self.admin_url = f"http://127.0.0.1:{document['server']['envoyAdminPort']}"
 
     def log(self) -> str:
@@ -60,7 +62,10 @@ class RunningStack:
 
 
 @contextmanager
-def run_stack(document: dict, workdir: Path, env: dict[str, str] | None = None) -> Iterator[RunningStack]:
+def run_stack(
+    document: dict, workdir: Path, env: dict[str, str] | None = None, ssl_context: ssl.SSLContext | bool = True
+) -> Iterator[RunningStack]:
+    """`ssl_context`: how to reach a TLS listener (its CA, a client certificate if it requires one)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "router.yaml"
     config.write_text(yaml.safe_dump(document))
@@ -69,7 +74,7 @@ def run_stack(document: dict, workdir: Path, env: dict[str, str] | None = None) 
     process.launch([sys.executable, "-m", "extproc.cli", "up", "--config", str(config)], env=child_env)
     stack = RunningStack(document, process)
     try:
-        asyncio.run(process.wait_http_ready(f"{stack.url}/health", STARTUP_TIMEOUT))
+        asyncio.run(process.wait_http_ready(f"{stack.url}/health", STARTUP_TIMEOUT, ssl_context))
         yield stack
     finally:
         process.stop(grace=10)

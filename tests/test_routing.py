@@ -65,7 +65,7 @@ def test_cost_strategy_prefers_input_cheap_provider_for_long_prompts() -> None:
     config = two_clusters_three_providers()
     router = router_with_healthy_clusters(config)
     for cluster in config.clusters:
-        router.status[cluster.name].mark_polled(False)
+        router.status[cluster.name].mark_polled(False, "down", definite=True)
     decision = router.decide(chat("word " * 20000, max_tokens=1), "cost")
     assert decision.primary.target.name == "gemini"
 
@@ -96,7 +96,7 @@ def test_hybrid_goes_external_when_clusters_are_down() -> None:
     config = two_clusters_three_providers()
     router = router_with_healthy_clusters(config)
     for cluster in config.clusters:
-        router.status[cluster.name].mark_polled(False)
+        router.status[cluster.name].mark_polled(False, "down", definite=True)
     decision = router.decide(chat(), "hybrid")
     assert not decision.primary.target.is_cluster
     assert decision.reason == "external_no_cluster_available"
@@ -119,7 +119,7 @@ def test_cluster_first_without_fallback_never_goes_external() -> None:
     router = router_with_healthy_clusters(config)
     assert all(c.target.is_cluster for c in router.decide(chat(), "cluster_first").chain)
     for cluster in config.clusters:
-        router.status[cluster.name].mark_polled(False)
+        router.status[cluster.name].mark_polled(False, "down", definite=True)
     with pytest.raises(NoTarget) as caught:
         router.decide(chat(), "cluster_first")
     assert caught.value.status == 503

@@ -17,6 +17,7 @@ from extproc.clusters.llama_metrics import parse_llama_metrics
 from extproc.clusters.status import StatusBoard, TargetStatus
 from extproc.clusters.throughput import ThroughputWindow
 from extproc.config.model import ClusterConfig
+from extproc.security.cluster_client import request_options
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class ClusterPoller:
         await asyncio.gather(*(self._poll(session, c) for c in self.clusters))
 
     async def _run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=max(min(self.interval, 5.0), 0.5))
+        timeout = aiohttp.ClientTimeout(total=min(max(self.interval, 2.0), 5.0))
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 started = time.monotonic()
@@ -57,13 +58,14 @@ class ClusterPoller:
         status = self.board[cluster.name]
         base = str(cluster.endpoint)
         try:
-            async with session.get(f"{base}/health") as response:
+            async with session.get(f"{base}/health", **request_options(cluster, "/health")) as response:
                 if response.status != 200:
-                    status.mark_polled(False, "loading" if response.status == 503 else f"/health {response.status}")
+                    loading = response.status == 503
+                    status.mark_polled(False, "loading" if loading else f"/health {response.status}", definite=loading)
                     return
             if status.total_slots is None or not status.healthy:
-                await self._read_props(session, base, status)
-            async with session.get(f"{base}/metrics") as response:
+                await self._read_props(session, cluster, status)
+            async with session.get(f"{base}/metrics", **request_options(cluster, "/metrics")) as response:
                 if response.status == 200:
                     self._apply_metrics(cluster.name, status, await response.text())
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -75,8 +77,8 @@ class ClusterPoller:
         status.mark_polled(True)
 
     @staticmethod
-    async def _read_props(session: aiohttp.ClientSession, base: str, status: TargetStatus) -> None:
-        async with session.get(f"{base}/props") as response:
+    async def _read_props(session: aiohttp.ClientSession, cluster: ClusterConfig, status: TargetStatus) -> None:
+        async with session.get(f"{cluster.endpoint}/props", **request_options(cluster, "/props")) as response:
             if response.status != 200:
                 return
             props = await response.json(content_type=None)

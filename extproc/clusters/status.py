@@ -33,10 +33,19 @@ class TargetStatus:
         """Requests queued for a slot (llama.cpp's `requests_deferred`, or our in-flight count beyond slots)."""
         return max(self.queue_depth, self.in_flight - self.slots, 0)
 
-    def mark_polled(self, healthy: bool, error: str | None = None) -> None:
-        self.healthy = healthy
+    failed_polls: int = 0
+
+    def mark_polled(self, healthy: bool, error: str | None = None, *, definite: bool = False) -> None:
+        """One poll's verdict. A single failed poll (a slow answer on a busy machine) does not take a healthy
+        cluster out; `UNHEALTHY_AFTER` in a row, or a definite one (the server says it is loading), does.
+        Envoy's own active health check stays the fast path for a dead cluster."""
+        self.failed_polls = 0 if healthy else self.failed_polls + 1
+        self.healthy = healthy or (self.healthy and not definite and self.failed_polls < UNHEALTHY_AFTER)
         self.last_error = error
         self.last_poll = time.time()
+
+
+UNHEALTHY_AFTER = 2  # failed polls in a row
 
 
 class StatusBoard:

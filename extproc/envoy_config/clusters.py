@@ -8,10 +8,10 @@ from typing import Any
 from extproc.config.model import RouterConfig
 from extproc.envoy_config.ext_proc_filters import attempt_filter, upstream_codec
 from extproc.envoy_config.names import CONTROLLER_GRPC, CONTROLLER_HTTP, METADATA_NAMESPACE
+from extproc.envoy_config.tls import upstream_tls
 from extproc.routing.chains import chain_cluster_name
 from extproc.routing.targets import Target, envoy_cluster_name
 
-SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Envoy's default allows 3 concurrent retries per cluster: a burst of failovers would overflow it (UO) and
 # fail requests a fallback could have served. Admission is the controller's job (queue depth, rate limits).
 CIRCUIT_BREAKERS = {
@@ -26,11 +26,8 @@ CIRCUIT_BREAKERS = {
     ]
 }
 CONTROLLER_HEALTH_CHECK = {
-    "timeout": "1s",
-    "interval": "1s",
-    "unhealthy_threshold": 1,
-    "healthy_threshold": 1,
-    "no_traffic_interval": "1s",
+    # Two failed checks in a row: one slow answer on a loaded machine does not take a replica out.
+    "timeout": "2s", "interval": "1s", "unhealthy_threshold": 2, "healthy_threshold": 1, "no_traffic_interval": "1s",
 }
 # Envoy's active health check is the fast path for a dead cluster; the controller's poller is the slow one.
 MAX_HEALTH_CHECK_INTERVAL = 5.0
@@ -82,19 +79,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
         "typed_extension_protocol_options": _attempt_filters(),
     }
     if url.tls:
-        cluster["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": url.host,
-                "common_tls_context": {
-                    "validation_context": {
-                        "trusted_ca": {"filename": SYSTEM_CA_BUNDLE},
-                        "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": url.host}}],
-                    }
-                },
-            },
-        }
+        cluster["transport_socket"] = upstream_tls(url, target.cluster.tls if target.cluster else None)
     if target.is_cluster:
         interval = min(router.health_check_interval, MAX_HEALTH_CHECK_INTERVAL)
         cluster["health_checks"] = [

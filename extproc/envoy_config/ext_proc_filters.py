@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.envoy_config.names import ATTEMPT_PHASE, CONTROLLER_GRPC, DECISION_NAMESPACE, ROUTE_PHASE
+from extproc.envoy_config.names import (
+    ATTEMPT_PHASE,
+    AUTH_NAMESPACE,
+    CONTROLLER_GRPC,
+    DECISION_NAMESPACE,
+    ROUTE_PHASE,
+)
 from extproc.headers import PHASE_METADATA
 
 EXT_PROC = "envoy.filters.http.ext_proc"
@@ -24,7 +30,10 @@ def route_filter() -> dict[str, Any]:
         "typed_config": {
             **_common(ROUTE_PHASE),
             "processing_mode": _mode(response_headers="SKIP"),
-            "metadata_options": {"receiving_namespaces": {"untyped": [DECISION_NAMESPACE]}},
+            "metadata_options": {
+                "forwarding_namespaces": {"untyped": [AUTH_NAMESPACE]},
+                "receiving_namespaces": {"untyped": [DECISION_NAMESPACE]},
+            },
         },
     }
 
@@ -38,7 +47,7 @@ def attempt_filter() -> dict[str, Any]:
             "processing_mode": _mode(response_headers="SEND"),
             "allow_mode_override": True,
             "request_attributes": ["xds.upstream_host_metadata"],
-            "metadata_options": {"forwarding_namespaces": {"untyped": [DECISION_NAMESPACE]}},
+            "metadata_options": {"forwarding_namespaces": {"untyped": [DECISION_NAMESPACE, AUTH_NAMESPACE]}},
         },
     }
 

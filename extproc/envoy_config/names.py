@@ -6,3 +6,5 @@ METADATA_NAMESPACE = "llm_router"  # endpoint metadata (which target) and attemp
 ROUTE_PHASE = "route"  # the downstream ext_proc: decide
 ATTEMPT_PHASE = "attempt"  # the upstream ext_proc: translate per attempt
 DECISION_NAMESPACE = "llm_router.decision"  # dynamic metadata: router ext_proc -> every attempt ext_proc
+# ext_authz's dynamic metadata (the caller's tenant and grants): Envoy 1.40 files it under the filter's type name
+AUTH_NAMESPACE = "envoy.filters.http.ext_authz"

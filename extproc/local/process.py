@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ class ManagedProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    async def wait_http_ready(self, url: str, timeout: float) -> None:
+    async def wait_http_ready(self, url: str, timeout: float, ssl_context: ssl.SSLContext | bool = True) -> None:
         """Poll `url` until it answers 200; raise with the log tail if the process exits or time runs out."""
         if self._proc is None:
             raise RuntimeError(f"{self.name} not started")
@@ -51,7 +52,7 @@ class ManagedProcess:
                 if (code := self._proc.poll()) is not None:
                     raise RuntimeError(f"{self.name} exited with {code}:\n{self.log_tail()}")
                 try:
-                    async with session.get(url) as resp:
+                    async with session.get(url, ssl=ssl_context) as resp:
                         if resp.status == 200:
                             return
                 except (aiohttp.ClientError, TimeoutError):

@@ -30,10 +30,6 @@ class ClusterTls:
     cert_file: str | None = None
     key_file: str | None = None
 
-    @property
-    def presents_certificate(self) -> bool:
-        return self.cert_file is not None and self.key_file is not None
-
 
 def server_tls(parent: Reader) -> ServerTls | None:
     """`tls` of a server section: certFile and keyFile, optional clientCaFile and requireClientCertificate."""

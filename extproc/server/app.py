@@ -33,8 +33,8 @@ GRPC_OPTIONS = (
 
 
 # How long a stopping replica reports NOT_SERVING before it stops taking streams: Envoy's gRPC health check
-# (1 s interval, see envoy_config.clusters) must have seen it, so no new request is sent to it.
-DRAIN_SECONDS = 2.5
+# (1 s interval, 2 failures in a row, see envoy_config.clusters) must have seen it, so no new request is sent.
+DRAIN_SECONDS = 3.5
 
 
 class Controller:
@@ -120,6 +120,7 @@ class Controller:
         if self._http:
             await self._http.cleanup()
         await self.runtime.gate.close()
+        await self.runtime.observer.stop()
 
 
 async def serve_forever(config: Config, stop: asyncio.Event, replica: int = 0, config_path: Path | None = None) -> None:
