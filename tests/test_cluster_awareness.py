@@ -26,7 +26,8 @@ from tests.standins.openai_standin import OpenAIStandIn
 
 SMALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
 # A generation that holds a slot for seconds on the SLOW model.
-LONG = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200, "ignore_eos": True}
+# A cluster model: these never go to the external provider (which would rightly refuse `ignore_eos`).
+LONG = {"model": "tiny-llama", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200, "ignore_eos": True}
 
 
 def provider(standin: OpenAIStandIn) -> dict:

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extproc.reliability.breaker import State
 from extproc.routing.targets import Target
+from extproc.server.router_api import add_router_routes
 from extproc.server.runtime import Runtime
 
 
@@ -48,6 +49,7 @@ def admin_app(runtime: Callable[[], Runtime], draining: Callable[[], bool] = lam
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/models", models)
+    add_router_routes(app, runtime, health_report)
     return app
 
 
@@ -94,7 +96,7 @@ def _cluster_section(runtime: Runtime, target: Target) -> dict:
         "processing": status.processing,
         "in_flight": status.in_flight,
         "slots": status.total_slots,
-        "context_window": status.context_window or target.context_window,
+        "context_window": min(status.context_window or target.context_window, target.context_window),
         "tokens_per_second": measured or target.tokens_per_second,
         "prompt_tokens_per_second": status.measured_prompt_tokens_per_second,
         "throughput_source": "measured" if measured else "declared",

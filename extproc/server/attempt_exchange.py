@@ -13,20 +13,26 @@ import time
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
+from extproc.auth.config import ANONYMOUS
+from extproc.auth.grant import grant_of
 from extproc.envoy_config.names import METADATA_NAMESPACE
 from extproc.headers import (
+    ARM_HEADER,
     ATTEMPT_HEADER,
+    COST_HEADER,
     ESTIMATED_COST_HEADER,
     REASON_HEADER,
     REQUEST_ID_HEADER,
     TARGET_HEADER,
     TARGET_SPECIFIC_HEADERS,
 )
+from extproc.observability.observer import AttemptSeen
 from extproc.providers.base import StreamTranslator, Translator, Usage
 from extproc.providers.errors import TranslationError, openai_error
 from extproc.providers.registry import translator_for
 from extproc.routing.request import BadRequest, ChatRequest, parse_chat_request
 from extproc.routing.targets import Target
+from extproc.security.signing import cluster_signature_headers
 from extproc.server import envoy_messages as msg
 from extproc.server.carried_decision import CarriedDecision, decode_decision
 from extproc.server.failures import CONNECT_FAILURE
@@ -44,8 +50,10 @@ class AttemptExchange:
         "_translator",
         "attempt",
         "closed",
+        "cost_usd",
         "decision",
         "finished",
+        "observed",
         "request",
         "request_id",
         "runtime",
@@ -53,6 +61,7 @@ class AttemptExchange:
         "started",
         "status",
         "target",
+        "tenant",
         "usage",
     )
 
@@ -69,6 +78,9 @@ class AttemptExchange:
         self.request_id = ""
         self.status = 0
         self.usage: Usage | None = None
+        self.tenant = ANONYMOUS  # whose budget the attempt's cost is charged to
+        self.cost_usd: float | None = None  # actual, once the usage is known
+        self.observed: AttemptSeen | None = None  # the decision log's and tracing's view of this attempt
         self._translator: Translator | None = None
         self._stream: StreamTranslator | None = None
 
@@ -90,6 +102,7 @@ class AttemptExchange:
     def _on_request_headers(self, message: ep.ProcessingRequest) -> ep.ProcessingResponse:
         headers = msg.header_map(message.request_headers)
         self.decision = decode_decision(msg.decision_from_metadata(message))
+        self.tenant = grant_of(message).tenant
         self.attempt = int(headers.get(ATTEMPT_HEADER, "1") or 1)
         self.request_id = headers.get(REQUEST_ID_HEADER, "")
         name = _attempt_target(message)
@@ -114,11 +127,14 @@ class AttemptExchange:
         self.runtime.status[target.name].in_flight += 1
         self.sent = True
         self.runtime.router.guards.on_send(target.name, self.expected_tokens())
+        self.observed = self.runtime.observer.attempt_sent(self)
         set_headers = [
             (":path", upstream.path),
             (":authority", target.url.host),
             ("content-length", str(len(upstream.body))),
             *upstream.headers,
+            *cluster_signature_headers(target.cluster, "POST", upstream.path, upstream.body),
+            *self.observed.upstream_headers,
         ]
         return ep.ProcessingResponse(
             request_body=ep.BodyResponse(
@@ -146,6 +162,8 @@ class AttemptExchange:
 
     def _fail(self, status: int, message: str) -> ep.ProcessingResponse:
         self.finished = True
+        self.status = status
+        self.runtime.observer.attempt_finished(self)
         return msg.immediate(status, openai_error(status, message), details="llm_router_attempt_failed")
 
     # -- response --------------------------------------------------------------------------------------
@@ -186,6 +204,8 @@ class AttemptExchange:
             estimate = self.decision.estimate_for(self.target.name)
             if estimate is not None:
                 headers.append((ESTIMATED_COST_HEADER, f"{estimate:.8f}"))
+            if self.decision.arm is not None:
+                headers.append((ARM_HEADER, self.decision.arm))
         return headers
 
     def _on_response_body(self, body: ep.HttpBody) -> ep.ProcessingResponse:
@@ -194,12 +214,16 @@ class AttemptExchange:
         assert self._translator is not None and self.target is not None
         translated = self._translator.translate_response(self.status, body.body, self.target.model)
         self.usage = translated.usage
+        if translated.status == 200 and self.decision is not None and self.decision.cache_key:
+            self.runtime.cache.put(self.decision.cache_key, translated.body)
         self._finish()
         set_headers = [("content-length", str(len(translated.body)))]
         if translated.status != self.status:
             set_headers.append((":status", str(translated.status)))
         if translated.retry_after:
             set_headers.append(("retry-after", translated.retry_after))
+        if self.cost_usd is not None:
+            set_headers.append((COST_HEADER, f"{self.cost_usd:.8f}"))
         return ep.ProcessingResponse(
             response_body=ep.BodyResponse(
                 response=ep.CommonResponse(
@@ -232,7 +256,8 @@ class AttemptExchange:
             return
         self.closed = True
         self.runtime.status[self.target.name].in_flight -= 1
-        self.runtime.accounting.record(self)
+        self.cost_usd = self.runtime.accounting.record(self)
+        self.runtime.observer.attempt_finished(self)
 
 
 def _stale_headers(setting: list[tuple[str, str]]) -> list[str]:

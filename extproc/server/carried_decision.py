@@ -7,6 +7,7 @@ than a header, so that it never leaves Envoy and every retry sees it unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -19,6 +20,9 @@ class CarriedDecision:
     reason: str
     chain: tuple[str, ...]
     estimated_cost_usd: tuple[float, ...]  # per chain element
+    context: dict[str, Any] | None = None  # for the decision log and tracing (extproc.observability.observer)
+    arm: str | None = None  # the A/B experiment arm that chose the strategy
+    cache_key: str | None = None  # where to keep the response for identical deterministic requests
 
     def estimate_for(self, target: str) -> float | None:
         try:
@@ -27,13 +31,16 @@ class CarriedDecision:
             return None
 
 
-def encode_decision(decision: Decision) -> str:
+def encode_decision(decision: Decision, context: dict[str, Any] | None = None, cache_key: str | None = None) -> str:
     return orjson.dumps(
         {
             "s": decision.strategy,
             "r": decision.reason,
             "c": [c.target.name for c in decision.chain],
             "e": [round(c.cost_usd, 10) for c in decision.chain],
+            "o": context,
+            "a": decision.arm,
+            "k": cache_key,
         }
     ).decode()
 
@@ -43,6 +50,7 @@ def decode_decision(value: str | None) -> CarriedDecision | None:
         return None
     try:
         data = orjson.loads(value)
-        return CarriedDecision(str(data["s"]), str(data["r"]), tuple(data["c"]), tuple(data["e"]))
+        return CarriedDecision(str(data["s"]), str(data["r"]), tuple(data["c"]), tuple(data["e"]), data.get("o"),
+                               data.get("a"), data.get("k"))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None

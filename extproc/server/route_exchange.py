@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
-from extproc.headers import CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, STRATEGY_HEADER
+from extproc.auth.grant import grant_of, model_refusal
+from extproc.headers import CACHE_HEADER, CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, STRATEGY_HEADER
 from extproc.providers.errors import openai_error
 from extproc.routing.chains import chain_cluster_name
+from extproc.routing.decision import Decision
 from extproc.routing.request import BadRequest, parse_chat_request
 from extproc.routing.router import NoTarget
 from extproc.server import envoy_messages as msg
@@ -24,12 +26,13 @@ _REMOVE_BEFORE_UPSTREAM = (*CLIENT_CREDENTIAL_HEADERS, STRATEGY_HEADER)
 
 
 class RouteExchange:
-    __slots__ = ("finished", "runtime", "strategy_override")
+    __slots__ = ("finished", "runtime", "seen", "strategy_override")
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.finished = False
         self.strategy_override: str | None = None
+        self.seen = runtime.observer.request()
 
     def handle(self, message: ep.ProcessingRequest) -> ep.ProcessingResponse:
         phase = message.WhichOneof("request")
@@ -37,7 +40,9 @@ class RouteExchange:
             return self._on_headers(message.request_headers)
         if phase == "request_body":
             self.finished = True
-            return self._on_body(message.request_body)
+            grant = grant_of(message)
+            self.seen.tenant = grant.tenant
+            return self._on_body(message.request_body, grant.allowed_models)
         self.finished = True
         return ep.ProcessingResponse()
 
@@ -46,6 +51,7 @@ class RouteExchange:
 
     def _on_headers(self, headers: ep.HttpHeaders) -> ep.ProcessingResponse:
         values = msg.header_map(headers)
+        self.seen.headers = values
         if values.get(":method", "POST") != "POST":
             return self._reject(
                 405,
@@ -58,18 +64,34 @@ class RouteExchange:
         self.strategy_override = values.get(STRATEGY_HEADER)
         return msg.EMPTY_REQUEST_HEADERS_REPLY
 
-    def _on_body(self, body: ep.HttpBody) -> ep.ProcessingResponse:
+    def _on_body(self, body: ep.HttpBody, allowed_models: frozenset[str] | None) -> ep.ProcessingResponse:
+        """`allowed_models`: the client key's (from ext_authz's metadata), None for any."""
         router = self.runtime.router
         try:
             request = parse_chat_request(body.body)
-            decision = router.decide(request, router.strategy_for(self.strategy_override))
+            if allowed_models is not None:
+                refusal = model_refusal(request.model, allowed_models, (t.model for t in router.targets))
+                if refusal:
+                    return self._reject(403, refusal, "model_not_allowed")
+            cache_key = self.runtime.cache.key(self.seen.tenant or "", request.body)
+            cached = self.runtime.cache.get(cache_key) if cache_key else None
+            if cache_key:
+                self.runtime.metrics.cache.labels("hit" if cached else "miss").inc()
+            if cached is not None:
+                return self._answer_from_cache(cached)
+            strategy, arm = self._strategy()
+            decision = router.decide(request, strategy, allowed_models)
+            decision.arm = arm
         except BadRequest as error:
             return self._reject(error.status, error.message, error.code, param=error.param)
         except NoTarget as error:
             retry = (("retry-after", str(error.retry_after)),) if error.retry_after else ()
-            return self._reject(error.status, error.message, error.code, extra_headers=retry)
+            return self._reject(error.status, error.message, error.code, extra_headers=retry, decision=error.decision)
         primary = decision.primary.target
         self.runtime.metrics.routing_decisions.labels(primary.name, primary.kind.value, decision.reason).inc()
+        if decision.arm is not None and self.runtime.split is not None:
+            experiment = self.runtime.split.experiment.name
+            self.runtime.metrics.experiment_requests.labels(experiment, decision.arm, primary.name).inc()
         set_headers = [
             (CLUSTER_HEADER, chain_cluster_name([c.target.name for c in decision.chain])),
         ]
@@ -80,8 +102,24 @@ class RouteExchange:
                     clear_route_cache=True,
                 )
             ),
-            dynamic_metadata=msg.decision_metadata(encode_decision(decision)),
+            dynamic_metadata=msg.decision_metadata(
+                encode_decision(decision, self.runtime.observer.decided(self.seen, decision), cache_key)
+            ),
         )
+
+    def _strategy(self) -> tuple[str, str | None]:
+        """The strategy for this request and the A/B arm that chose it (the override header wins)."""
+        split = self.runtime.split
+        if self.strategy_override is not None or split is None:
+            return self.runtime.router.strategy_for(self.strategy_override), None
+        sticky = split.experiment.sticky_header
+        key = self.seen.headers.get(sticky) if sticky else self.seen.tenant
+        arm = split.arm_for(key)
+        return arm.strategy, arm.name
+
+    def _answer_from_cache(self, body: bytes) -> ep.ProcessingResponse:
+        self.finished = True
+        return msg.immediate(200, body, ((CACHE_HEADER, "hit"),), details="llm_router_cache_hit")
 
     def _reject(
         self,
@@ -91,9 +129,11 @@ class RouteExchange:
         *,
         param: str | None = None,
         extra_headers: tuple[tuple[str, str], ...] = (),
+        decision: Decision | None = None,
     ) -> ep.ProcessingResponse:
         self.finished = True
         self.runtime.metrics.bad_requests.labels(str(status), code or "").inc()
+        self.runtime.observer.rejected(self.seen, status, code, decision)
         return msg.immediate(
             status,
             openai_error(status, message, code=code, param=param),

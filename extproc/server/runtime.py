@@ -8,6 +8,9 @@ from extproc.auth.gate import Gate
 from extproc.clusters.status import StatusBoard
 from extproc.config.model import Config
 from extproc.metrics import Metrics
+from extproc.observability.observer import Observer
+from extproc.routing.experiments import ExperimentSplit
+from extproc.routing.response_cache import ResponseCache
 from extproc.routing.router import Router
 from extproc.server.accounting import Accounting
 from extproc.server.failures import AttemptLog
@@ -22,6 +25,10 @@ class Runtime:
     accounting: Accounting
     attempts: AttemptLog
     gate: Gate  # client keys, tenants, rate limits and budgets
+    observer: Observer  # decision log, cost vs estimate and baseline, tracing
+
+    cache: ResponseCache
+    split: ExperimentSplit | None  # the A/B experiment, when one is configured
 
     @classmethod
     def build(cls, config: Config, previous: Runtime | None = None) -> Runtime:
@@ -31,5 +38,8 @@ class Runtime:
             status.carry_over(previous.status)
         metrics = previous.metrics if previous is not None else Metrics()
         router = Router(config, status)
-        gate = Gate(config.auth, config.router.routing_strategy, metrics)
-        return cls(config, router, status, metrics, Accounting(metrics, router, gate), AttemptLog(), gate)
+        gate = Gate(config.auth, config.router.routing_strategy, metrics, previous.gate if previous else None)
+        observer = Observer(config, metrics, router.targets, previous.observer if previous else None)
+        return cls(config, router, status, metrics, Accounting(metrics, router, gate), AttemptLog(), gate, observer,
+                   ResponseCache(config.cache),
+                   ExperimentSplit(config.experiment) if config.experiment else None)

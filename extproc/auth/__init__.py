@@ -1,0 +1,1 @@
+"""Client authentication, tenants and budgets: Envoy's ext_authz served by the controller."""

@@ -1,0 +1,1 @@
+"""Observability: actual cost and savings, the decision log, explain, tracing, and the live dashboard's stats."""
