@@ -15,6 +15,7 @@ from aiohttp import web
 
 from extproc.local.llama_server import LlamaServer
 from extproc.local.tiny_model import TinyModelSpec, ensure_model
+from tests.stack_runner import cluster_entry
 
 TINY = TinyModelSpec(name="tiny-llama", context_length=4096)
 # About 2-3 ms per generated token here: long generations hold a slot for seconds.
@@ -48,17 +49,8 @@ def llama_servers(spec: TinyModelSpec, log_dir: Path, count: int, parallel: int 
 
 
 def external_cluster(name: str, server: LlamaServer, cost_per_hour: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "endpoint": server.base_url,
-        "provider": name.split("-")[-1],
-        "region": "local",
-        "costPerHour": cost_per_hour,
-        "tokensPerSecond": 200,
-        "model": "tiny-llama",
-        "contextWindow": 2048,
-        **extra,
-    }
+    """A cluster entry for a llama.cpp server the test runs itself (so it can stop and restart it)."""
+    return cluster_entry(name, server.base_url, cost_per_hour, **extra)
 
 
 @contextmanager

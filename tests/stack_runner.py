@@ -22,20 +22,25 @@ STARTUP_TIMEOUT = 120.0
 LENIENT_LATENCY = {"maxLatencyMs": 3_600_000}
 
 
-def local_cluster(name: str, cost_per_hour: float, **extra: Any) -> dict[str, Any]:
-    """A cluster that `up` launches itself: a llama.cpp server on the tiny generated model."""
+def cluster_entry(name: str, endpoint: str, cost_per_hour: float, **extra: Any) -> dict[str, Any]:
+    """A llama.cpp cluster serving the tiny generated model at `endpoint`."""
     return {
         "name": name,
-        "endpoint": f"http://127.0.0.1:{free_port()}",
+        "endpoint": endpoint,
         "provider": name.split("-")[-1],
         "region": "local",
         "costPerHour": cost_per_hour,
         "tokensPerSecond": 200,
         "model": "tiny-llama",
         "contextWindow": 2048,
-        "launch": {"layers": 2, "embeddingSize": 64, "parallel": 2},
         **extra,
     }
+
+
+def local_cluster(name: str, cost_per_hour: float, **extra: Any) -> dict[str, Any]:
+    """A cluster that `up` launches itself: a llama.cpp server on the tiny generated model."""
+    launch = {"layers": 2, "embeddingSize": 64, "parallel": 2}
+    return cluster_entry(name, f"http://127.0.0.1:{free_port()}", cost_per_hour, launch=launch, **extra)
 
 
 def stack_document(clusters: list[dict[str, Any]], providers: list[dict[str, Any]] = (), **router: Any) -> dict:

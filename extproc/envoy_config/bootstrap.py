@@ -13,6 +13,7 @@ import yaml
 from extproc.auth.envoy import auth_disabled_on_route, auth_filters
 from extproc.config.model import Config
 from extproc.envoy_config import clusters as envoy_clusters
+from extproc.envoy_config.addresses import socket_address
 from extproc.envoy_config.ext_proc_filters import disabled_on_route, route_filter
 from extproc.envoy_config.local_replies import local_reply_config
 from extproc.envoy_config.names import CONTROLLER_HTTP
@@ -30,7 +31,7 @@ def render_bootstrap(config: Config) -> dict[str, Any]:
     targets = build_targets(config)
     return {
         "node": {"id": "llm-router", "cluster": "llm-router"},
-        "admin": {"address": _address("127.0.0.1", server.envoy_admin_port)},
+        "admin": {"address": socket_address("127.0.0.1", server.envoy_admin_port)},
         "static_resources": {
             "listeners": [_listener(config)],
             "clusters": [
@@ -50,14 +51,10 @@ def render_bootstrap_yaml(config: Config) -> str:
     return yaml.safe_dump(render_bootstrap(config), sort_keys=False)
 
 
-def _address(host: str, port: int) -> dict[str, Any]:
-    return {"socket_address": {"address": host, "port_value": port}}
-
-
 def _listener(config: Config) -> dict[str, Any]:
     return {
         "name": "llm_router",
-        "address": _address(config.server.host, config.server.port),
+        "address": socket_address(config.server.host, config.server.port),
         # HTTP/1 bodies the ext_proc buffers are bounded by this: larger ones get a 413 (OpenAI-shaped).
         "per_connection_buffer_limit_bytes": config.server.max_request_bytes,
         "filter_chains": [

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from extproc.envoy_config.addresses import socket_address
 from extproc.envoy_config.local_replies import local_reply_config
 from extproc.envoy_config.tls import listener_tls, upstream_tls
 from extproc.security.gateway_config import GatewayConfig
@@ -28,7 +29,7 @@ def render_gateway_bootstrap(config: GatewayConfig) -> dict[str, Any]:
         clusters.append(_verifier(server.controller_host, server.grpc_port))
     return {
         "node": {"id": "llm-cluster-gateway", "cluster": "llm-cluster-gateway"},
-        "admin": {"address": _address("127.0.0.1", server.envoy_admin_port)},
+        "admin": {"address": socket_address("127.0.0.1", server.envoy_admin_port)},
         "static_resources": {"listeners": [_listener(config)], "clusters": clusters},
     }
 
@@ -74,7 +75,7 @@ def _listener(config: GatewayConfig) -> dict[str, Any]:
     }
     return {
         "name": "cluster_gateway",
-        "address": _address(config.server.host, config.server.port),
+        "address": socket_address(config.server.host, config.server.port),
         "filter_chains": [
             {
                 "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}],
@@ -139,10 +140,6 @@ def _cluster(name: str, host: str, port: int, connect_timeout: str) -> dict[str,
         "connect_timeout": connect_timeout,
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(host, port)}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(host, port)}}]}],
         },
     }
-
-
-def _address(host: str, port: int) -> dict[str, Any]:
-    return {"socket_address": {"address": host, "port_value": port}}

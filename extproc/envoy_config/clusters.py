@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from extproc.config.model import RouterConfig
+from extproc.envoy_config.addresses import is_ip, socket_address
 from extproc.envoy_config.ext_proc_filters import attempt_filter, upstream_codec
 from extproc.envoy_config.names import CONTROLLER_GRPC, CONTROLLER_HTTP, METADATA_NAMESPACE
 from extproc.envoy_config.tls import upstream_tls
@@ -27,7 +27,11 @@ CIRCUIT_BREAKERS = {
 }
 CONTROLLER_HEALTH_CHECK = {
     # Two failed checks in a row: one slow answer on a loaded machine does not take a replica out.
-    "timeout": "2s", "interval": "1s", "unhealthy_threshold": 2, "healthy_threshold": 1, "no_traffic_interval": "1s",
+    "timeout": "2s",
+    "interval": "1s",
+    "unhealthy_threshold": 2,
+    "healthy_threshold": 1,
+    "no_traffic_interval": "1s",
 }
 # Envoy's active health check is the fast path for a dead cluster; the controller's poller is the slow one.
 MAX_HEALTH_CHECK_INTERVAL = 5.0
@@ -57,7 +61,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
     url = target.url
     cluster: dict[str, Any] = {
         "name": target.envoy_cluster,
-        "type": "STATIC" if _is_ip(url.host) else ("STRICT_DNS" if target.is_cluster else "LOGICAL_DNS"),
+        "type": "STATIC" if is_ip(url.host) else ("STRICT_DNS" if target.is_cluster else "LOGICAL_DNS"),
         "connect_timeout": f"{target.limits.connect_timeout:g}s",
         "dns_lookup_family": "V4_PREFERRED",
         "lb_policy": "ROUND_ROBIN",
@@ -67,7 +71,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
                 {
                     "lb_endpoints": [
                         {
-                            "endpoint": {"address": _socket(url.host, url.port), "hostname": url.host},
+                            "endpoint": {"address": socket_address(url.host, url.port), "hostname": url.host},
                             "metadata": {"filter_metadata": {METADATA_NAMESPACE: {"target": target.name}}},
                         }
                     ]
@@ -125,11 +129,11 @@ def _attempt_filters() -> dict[str, Any]:
 def _static(name: str, host: str, ports: list[int]) -> dict[str, Any]:
     return {
         "name": name,
-        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "type": "STATIC" if is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(host, port)}} for port in ports]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(host, port)}} for port in ports]}],
         },
     }
 
@@ -141,15 +145,3 @@ def _http_options(options: dict[str, Any]) -> dict[str, Any]:
             **options,
         }
     }
-
-
-def _socket(host: str, port: int) -> dict[str, Any]:
-    return {"socket_address": {"address": host, "port_value": port}}
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

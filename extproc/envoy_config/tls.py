@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from extproc.config.model import Url
+from extproc.envoy_config.addresses import is_ip
 from extproc.security.tls_config import ClusterTls, ServerTls
 
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -33,7 +33,7 @@ def listener_tls(tls: ServerTls | None) -> dict[str, Any]:
 
 def upstream_tls(url: Url, tls: ClusterTls | None = None) -> dict[str, Any]:
     """A cluster's `transport_socket`: verify the server (its CA, its name), present a certificate if set."""
-    ip = _is_ip(url.host)
+    ip = is_ip(url.host)
     common: dict[str, Any] = {
         "validation_context": {
             "trusted_ca": {"filename": (tls and tls.ca_file) or SYSTEM_CA_BUNDLE},
@@ -52,11 +52,3 @@ def upstream_tls(url: Url, tls: ClusterTls | None = None) -> dict[str, Any]:
 
 def _certificate(cert_file: str, key_file: str) -> dict[str, Any]:
     return {"certificate_chain": {"filename": cert_file}, "private_key": {"filename": key_file}}
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
