@@ -18,7 +18,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LLM_ROUTER_CONFIG=/etc/llm-router/router.yaml
 COPY --from=wheel /wheels /wheels
 # /srv/envoy: where `llm-router envoy-config` writes the bootstrap into a shared volume (owned by the app user).
-RUN pip install --no-cache-dir /wheels/*.whl \
+# With the tracing extra: observability.tracing.otlpEndpoint works in the image. The wheel is this project's
+# own, built above; its dependencies are bounded by its own metadata.
+# hadolint ignore=DL3013
+RUN for wheel in /wheels/*.whl; do pip install --no-cache-dir "${wheel}[tracing]"; done \
     && rm -rf /wheels \
     && groupadd --system --gid 10001 llm-router \
     && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
