@@ -22,6 +22,7 @@ import helm_python
 import pytest
 import yaml
 
+from extproc.auth.config import hash_key
 from extproc.config.loader import load_config, parse_config_text
 from extproc.envoy_config.names import CONTROLLER_GRPC, CONTROLLER_HTTP
 from extproc.metrics import Metrics
@@ -125,6 +126,7 @@ def test_mesh_mode_manifests_are_valid(mesh_documents: list[dict[str, Any]]) -> 
             "EnvoyFilter",
             "NetworkPolicy",
             "PodDisruptionBudget",
+            "PrometheusRule",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
@@ -146,8 +148,10 @@ def test_schema_validation_catches_mistakes() -> None:
     envoy_filter = copy.deepcopy(find(_render("llm-router", _generated_mesh_values()), "EnvoyFilter"))
     route = next(p for p in envoy_filter["spec"]["configPatches"] if p["applyTo"] == "HTTP_ROUTE")
     route["match"] = {"context": "GATEWAY", "listener": {"portNumber": 80}}
+    rules = copy.deepcopy(find(_render("llm-router", {"serviceMonitor": {"enabled": True}}), "PrometheusRule"))
+    rules["spec"]["groups"][0]["rules"][0]["record"] = "also_a_recording_rule"
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    for broken in (deployment, scaled, monitor, envoy_filter, unknown):
+    for broken in (deployment, scaled, monitor, envoy_filter, rules, unknown):
         with pytest.raises(AssertionError):
             validate_manifest(broken)
 
@@ -168,6 +172,27 @@ def _router_yaml(documents: list[dict[str, Any]]) -> str:
     return find(documents, "ConfigMap", "llm-router-config")["data"]["router.yaml"]
 
 
+def _client_keys(documents: list[dict[str, Any]]) -> str:
+    """The keys.yaml the controller reads: the chart's Secret, or (auth.existingSecret) one an operator made."""
+    created = [d for d in documents if d["kind"] == "Secret" and "keys.yaml" in d.get("stringData", {})]
+    if created:
+        return created[0]["stringData"]["keys.yaml"]
+    return yaml.safe_dump({"keys": [{"name": "ci", "tenant": "ci", "keyHash": hash_key("ci-test-key")}]})
+
+
+def _local_router_yaml(documents: list[dict[str, Any]], directory: Path) -> str:
+    """The embedded router.yaml with its keys file (mounted in the pod) written under `directory` instead."""
+    router_yaml = _router_yaml(documents)
+    keys_file = (yaml.safe_load(router_yaml).get("auth") or {}).get("keysFile")
+    if not keys_file:
+        return router_yaml
+    local = directory / "keys" / "keys.yaml"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text(_client_keys(documents))
+    assert router_yaml.count(keys_file) == 1
+    return router_yaml.replace(keys_file, str(local))
+
+
 def _pod_env(documents: list[dict[str, Any]], container: str = "controller") -> tuple[set[str], bool]:
     """(variables the container gets explicitly, whether it also gets a whole Secret via envFrom)."""
     spec = {**containers(find(documents, "Deployment")), **containers(find(documents, "Deployment"), init=True)}
@@ -182,13 +207,21 @@ def _dummy_env(router_yaml: str, documents: list[dict[str, Any]]) -> dict[str, s
     explicit, from_secret = _pod_env(documents)
     missing = required - explicit
     assert not missing or from_secret, f"config needs {sorted(missing)} but the controller gets no such variable"
-    return {name: f"test-{name.lower()}" for name in required}
+
+    def dummy(name: str) -> str:
+        return (
+            f"redis://test-{name.lower().replace('_', '-')}:6379"
+            if name.endswith("REDIS_URL")
+            else f"test-{name.lower()}"
+        )
+
+    return {name: dummy(name) for name in required}
 
 
 @pytest.mark.parametrize("mode", sorted(GATEWAY_MODES))
 def test_router_config_passes_llm_router_validate(mode: str, tmp_path: Path) -> None:
     documents = _render("llm-router", GATEWAY_MODES[mode])
-    router_yaml = _router_yaml(documents)
+    router_yaml = _local_router_yaml(documents, tmp_path)
     config_file = tmp_path / "router.yaml"
     config_file.write_text(router_yaml)
     env = {**os.environ, **_dummy_env(router_yaml, documents)}
@@ -203,13 +236,62 @@ def test_router_config_passes_llm_router_validate(mode: str, tmp_path: Path) -> 
     # The sidecar contract: Envoy dials the controller on loopback; kubelet and Prometheus reach it on the pod IP.
     assert config.server.controller_host == "127.0.0.1"
     assert config.server.controller_bind_host == "0.0.0.0"
+    # Client auth is on in every gateway example, with at least one (hashed) key from the mounted file.
+    assert config.auth.enabled and config.auth.file_keys and not config.auth.keys
+    assert all(k.key_hash.startswith("sha256:") for k in config.auth.file_keys)
+
+
+@pytest.mark.parametrize("mode", sorted(GATEWAY_MODES))
+def test_client_keys_secret_is_mounted_read_only_where_the_config_reads_it(mode: str) -> None:
+    values = chart_values("llm-router", GATEWAY_MODES[mode])
+    documents = _render("llm-router", GATEWAY_MODES[mode])
+    keys_file = Path(yaml.safe_load(_router_yaml(documents))["auth"]["keysFile"])
+    deployment = find(documents, "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    secret_name = values["auth"]["existingSecret"] or "llm-router-client-keys"
+    for container in (containers(deployment)["controller"], containers(deployment, init=True)["render-envoy-config"]):
+        mounted = [
+            Path(m["mountPath"]) / item["path"]
+            for m in container["volumeMounts"]
+            for source in volumes[m["name"]].get("projected", {}).get("sources", [])
+            if source.get("secret", {}).get("name") == secret_name
+            for item in source["secret"]["items"]
+            if item["key"] == "keys.yaml" and m.get("readOnly")
+        ]
+        assert mounted == [keys_file], f"{container['name']}: keys file not mounted read-only at {keys_file}"
+    created = [d for d in documents if d["kind"] == "Secret"]
+    if values["auth"]["existingSecret"]:
+        assert not created, "with auth.existingSecret the chart creates no Secret"
+    else:
+        (secret,) = created
+        assert secret["metadata"]["name"] == secret_name
+        keys = yaml.safe_load(secret["stringData"]["keys.yaml"])["keys"]
+        assert keys == values["auth"]["keys"]
+    redis = yaml.safe_load(_router_yaml(documents))["auth"].get("redisUrl")
+    assert redis == (values["auth"]["redisUrl"] or None)
+    if redis:
+        assert referenced_variables(redis)[0] <= _pod_env(documents)[0], "redisUrl's variable reaches the pod"
+
+
+def test_client_auth_misconfigurations_are_refused() -> None:
+    with pytest.raises(helm_python.HelmError, match=r"auth\.enabled needs client keys"):
+        render_chart("llm-router", {"auth": {"keys": []}}, name="r", namespace=NAMESPACE)
+    with pytest.raises(helm_python.HelmError, match=r"not config\.auth"):
+        render_chart("llm-router", {"config": {"auth": {"enabled": False}}}, name="r", namespace=NAMESPACE)
+    mesh_with_auth = {**MESH_VALUES, "auth": {"enabled": True}}
+    with pytest.raises(helm_python.HelmError, match="not supported in mesh mode"):
+        render_chart("llm-router", mesh_with_auth, name="r", namespace=NAMESPACE)
+    # Switched off explicitly: no auth section, no Secret, no keys mount.
+    documents = _render("llm-router", {"auth": {"enabled": False}})
+    assert "auth" not in yaml.safe_load(_router_yaml(documents))
+    assert not [d for d in documents if d["kind"] == "Secret"]
 
 
 @pytest.mark.parametrize("mode", sorted(GATEWAY_MODES))
 def test_init_container_renders_a_bootstrap_envoy_accepts(mode: str, tmp_path: Path) -> None:
     """Run the init container's own command on the ConfigMap, then validate the result with real Envoy."""
     documents = _render("llm-router", GATEWAY_MODES[mode])
-    router_yaml = _router_yaml(documents)
+    router_yaml = _local_router_yaml(documents, tmp_path)
     deployment = find(documents, "Deployment")
     init = containers(deployment, init=True)["render-envoy-config"]
     envoy = containers(deployment)["envoy"]
@@ -228,6 +310,7 @@ def test_init_container_renders_a_bootstrap_envoy_accepts(mode: str, tmp_path: P
     envoy_validate(bootstrap)
     rendered = yaml.safe_load(bootstrap.read_text())
     assert "sk-" not in bootstrap.read_text() and "test-" not in bootstrap.read_text(), "a secret leaked into Envoy"
+    assert "envoy.filters.http.ext_authz" in bootstrap.read_text(), "client auth: Envoy checks every key"
 
     server = load_config(tmp_path / "router.yaml", env).server
     listener = rendered["static_resources"]["listeners"][0]["address"]["socket_address"]
@@ -291,6 +374,7 @@ def test_full_gateway_mode_renders_every_feature() -> None:
             "HorizontalPodAutoscaler",
             "NetworkPolicy",
             "PodDisruptionBudget",
+            "PrometheusRule",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
@@ -300,20 +384,72 @@ def test_full_gateway_mode_renders_every_feature() -> None:
         d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboards")
     )
     assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
-    shipped = (CHARTS / "llm-router" / "dashboards" / "llm-router.json").read_text()
-    assert json.loads(dashboards["data"]["llm-router.json"]) == json.loads(shipped)
+    shipped = sorted((CHARTS / "llm-router" / "dashboards").glob("*.json"))
+    assert {p.name for p in shipped} == {"llm-router.json", "llm-router-cost.json"}
+    assert set(dashboards["data"]) == {p.name for p in shipped}, "every shipped dashboard, in one ConfigMap"
+    for path in shipped:
+        assert json.loads(dashboards["data"][path.name]) == json.loads(path.read_text())
+    uids = [json.loads(text)["uid"] for text in dashboards["data"].values()]
+    assert len(set(uids)) == len(uids), "Grafana needs distinct dashboard uids"
 
 
-def test_dashboard_queries_use_metrics_the_controller_exports() -> None:
-    dashboard = json.loads((CHARTS / "llm-router" / "dashboards" / "llm-router.json").read_text())
+ALERTS = CHARTS / "llm-router" / "alerts" / "llm-router-alerts.yaml"
+
+
+def test_prometheus_rule_ships_the_alerts_and_follows_the_service_monitor() -> None:
+    documents = _render("llm-router", GATEWAY_MODES["gateway-full"])
+    rule = find(documents, "PrometheusRule")
+    monitor = find(documents, "ServiceMonitor")
+    assert rule["spec"] == yaml.safe_load(ALERTS.read_text()), "the alerts file, verbatim"
+    # kube-prometheus-stack's ruleSelector matches the same release label as its serviceMonitorSelector.
+    assert rule["metadata"]["labels"].items() >= monitor["metadata"]["labels"].items()
+    names = [g["name"] for g in rule["spec"]["groups"]]
+    assert len(set(names)) == len(names), "group names must be unique"
+    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert len(set(alerts)) == len(alerts) and all(
+        r.get("labels", {}).get("severity") for g in rule["spec"]["groups"] for r in g["rules"]
+    )
+    on = {"serviceMonitor": {"enabled": True}}
+    cases = [
+        ({}, 0),
+        (on, 1),
+        ({**on, "prometheusRule": {"enabled": False}}, 0),
+        ({"prometheusRule": {"enabled": True}}, 1),
+    ]
+    for values, expected in cases:
+        assert kinds(_render("llm-router", values)).count("PrometheusRule") == expected, values
+    labelled_values = {"prometheusRule": {"enabled": True, "labels": {"team": "llm"}}}
+    labelled = find(_render("llm-router", labelled_values), "PrometheusRule")
+    assert labelled["metadata"]["labels"]["team"] == "llm"
+
+
+def _exported_metrics() -> set[str]:
     exported = {sample.name for metric in Metrics().registry.collect() for sample in metric.samples}
-    exported |= {metric.name for metric in Metrics().registry.collect()}
-    for panel in dashboard["panels"]:
-        assert panel["datasource"] == {"type": "prometheus", "uid": "prometheus"}
-        for target in panel["targets"]:
-            for name in re.findall(r"\bllm_router_[a-z0-9_]+", target["expr"]):
-                base = re.sub(r"_(bucket|sum|count)$", "", name)
-                assert name in exported or base in exported or name.removesuffix("_total") in exported, name
+    return exported | {metric.name for metric in Metrics().registry.collect()}
+
+
+def _assert_exported(expr: str, exported: set[str]) -> None:
+    for name in re.findall(r"\bllm_router_[a-z0-9_]+", expr):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in exported or base in exported or name.removesuffix("_total") in exported, name
+
+
+@pytest.mark.parametrize("dashboard", ["llm-router.json", "llm-router-cost.json"])
+def test_dashboard_queries_use_metrics_the_controller_exports(dashboard: str) -> None:
+    document = json.loads((CHARTS / "llm-router" / "dashboards" / dashboard).read_text())
+    exported = _exported_metrics()
+    for panel in document["panels"]:
+        for target in panel.get("targets", []):
+            assert target.get("datasource", panel.get("datasource")) == {"type": "prometheus", "uid": "prometheus"}
+            _assert_exported(target["expr"], exported)
+
+
+def test_alert_rules_use_metrics_the_controller_exports() -> None:
+    exported = _exported_metrics()
+    rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+    assert rules
+    for rule in rules:
+        _assert_exported(str(rule["expr"]), exported)
 
 
 # --- llm-router mesh mode ----------------------------------------------------------------------------------
@@ -513,7 +649,7 @@ def test_keda_scales_on_the_queue_depth_prometheus_scrapes() -> None:
     assert {t["type"] for t in scaled["spec"]["triggers"]} == {"prometheus", "cpu"}
 
 
-def test_cluster_gateway_renders_its_bootstrap_and_wiring(tmp_path: Path) -> None:
+def test_cluster_gateway_envoy_config_and_verifier(tmp_path: Path) -> None:
     """The gateway pod: its init container's own command renders a bootstrap real Envoy accepts, from the
     gateway.yaml the verifier serves; ports, upstream and secrets line up; the Ingress only reaches it."""
     documents = _render("llm-server", SERVER_MODES["keda-gateway"])
@@ -524,11 +660,11 @@ def test_cluster_gateway_renders_its_bootstrap_and_wiring(tmp_path: Path) -> Non
     secrets = {"LLM_CLUSTER_SHARED_SECRET": "s3cret"}
     assert {e["name"] for e in init["env"]} == {e["name"] for e in verifier["env"]} == set(secrets)
     assert referenced_variables(config_map["data"]["gateway.yaml"])[0] == set(secrets)
-    assert verifier["args"] == ["serve", "--role", "cluster-gateway", "--config", "/etc/llm-router/gateway.yaml"]
+    assert verifier["args"] == ["serve", "--role", "cluster-gateway", "--config", "/etc/llm-gateway/gateway.yaml"]
 
     (tmp_path / "gateway.yaml").write_text(config_map["data"]["gateway.yaml"])
     local = {
-        "/etc/llm-router/gateway.yaml": str(tmp_path / "gateway.yaml"),
+        "/etc/llm-gateway/gateway.yaml": str(tmp_path / "gateway.yaml"),
         "/etc/envoy/envoy.yaml": str(tmp_path / "envoy.yaml"),
     }
     assert envoy["args"][envoy["args"].index("-c") + 1] in local
@@ -541,6 +677,10 @@ def test_cluster_gateway_renders_its_bootstrap_and_wiring(tmp_path: Path) -> Non
 
     gateway = load_gateway_config(tmp_path / "gateway.yaml", secrets)
     assert gateway.shared_secret == "s3cret" and set(gateway.public_paths) == {"/health", "/metrics", "/props"}
+    server_values = chart_values("llm-server", SERVER_MODES["keda-gateway"])["gateway"]
+    assert gateway.max_nonces == server_values["maxNonces"] and gateway.signature_window == 60.0
+    mounts = {m["mountPath"] for c in (init, verifier) for m in c["volumeMounts"] if m["name"] == "gateway-config"}
+    assert mounts == {"/etc/llm-gateway"}
     bootstrap = yaml.safe_load((tmp_path / "envoy.yaml").read_text())
     listener = bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"]
     assert listener == container_ports(envoy)["http"] == gateway.server.port
@@ -617,13 +757,13 @@ def test_fetch_model_init_script_downloads_once_and_verifies(model_server: str, 
 # --- the charts together: platform, Argo CD app-of-apps ------------------------------------------------------
 
 
-def test_router_default_cluster_is_the_llm_server_release_argo_cd_installs() -> None:
+def test_router_default_cluster_is_the_llm_server_release_argo_cd_installs(tmp_path: Path) -> None:
     apps = yaml.safe_load((CHARTS / "argocd-apps" / "values.yaml").read_text())["apps"]
     server_app = apps["llm-server"]
     server_docs = manifests(render_chart("llm-server", {}, name="llm-server", namespace=server_app["namespace"]))
     service = find(server_docs, "Service", "llm-server")
     server_values = chart_values("llm-server")
-    (cluster,) = parse_config_text(_router_yaml(_render("llm-router", {})), {}).clusters
+    (cluster,) = parse_config_text(_local_router_yaml(_render("llm-router", {}), tmp_path), {}).clusters
     assert str(cluster.endpoint) == (
         f"http://{service['metadata']['name']}.{server_app['namespace']}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
     )
@@ -650,6 +790,7 @@ def test_platform_provides_what_the_charts_expect() -> None:
     assert {sidecar["label"]: "1"} == router_values["dashboards"]["labels"] and sidecar["searchNamespace"] == "ALL"
     prometheus = values["kube-prometheus-stack"]["prometheus"]["prometheusSpec"]
     assert prometheus["serviceMonitorSelectorNilUsesHelmValues"] is False, "ServiceMonitors of other releases"
+    assert prometheus["ruleSelectorNilUsesHelmValues"] is False, "PrometheusRules of other releases"
     fullname = values["kube-prometheus-stack"]["fullnameOverride"]
     assert server_values["autoscaling"]["keda"]["serverAddress"].startswith(f"http://{fullname}-prometheus.")
 

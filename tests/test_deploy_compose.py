@@ -14,13 +14,14 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
-from extproc.config.loader import load_config
+from extproc.auth.config import hash_key
+from extproc.config.loader import parse_config_text
 from extproc.config.model import Config
 from extproc.local.envoy_process import envoy_binary
 from extproc.local.llama_server import free_port, llama_server_binary
@@ -62,9 +63,24 @@ def _router_config_source(compose: dict[str, Any], service: str) -> Path:
     return REPO / mount["source"]
 
 
+def _local_router_text(compose: dict[str, Any], service: str) -> str:
+    """router.yaml as `service` reads it, with the paths of its other bind mounts (keys file) mapped here."""
+    text = _router_config_source(compose, service).read_text()
+    for volume in compose["services"][service]["volumes"]:
+        if volume["type"] == "bind" and volume["target"] != ROUTER_CONFIG:
+            text = text.replace(volume["target"], str(REPO / volume["source"]))
+    return text
+
+
+def _local_router_config(compose: dict[str, Any], service: str, directory: Path) -> Path:
+    path = directory / "router.yaml"
+    path.write_text(_local_router_text(compose, service))
+    return path
+
+
 def _config(compose: dict[str, Any], env: dict[str, str] | None = None) -> Config:
     environment = _interpolate(compose["services"]["controller"]["environment"], env or {})
-    return load_config(_router_config_source(compose, "controller"), environment)
+    return parse_config_text(_local_router_text(compose, "controller"), environment, source="router.yaml")
 
 
 def _flags(command: list[str]) -> dict[str, str]:
@@ -116,6 +132,21 @@ def test_router_config_is_valid_with_and_without_providers(compose: dict[str, An
     for service in ("model-init", "controller", "envoy-config"):
         assert _router_config_source(compose, service) == _router_config_source(compose, "controller")
         assert compose["services"][service]["environment"] == compose["services"]["controller"]["environment"]
+        assert _local_router_text(compose, service) == _local_router_text(compose, "controller"), "same keys file"
+
+
+def test_client_auth_is_on_with_the_documented_dev_key(compose: dict[str, Any]) -> None:
+    """Auth is on in the compose example; its keys file is mounted read-only where router.yaml reads it, and
+    the dev-only key docs/DEPLOYMENT.md publishes is the one it holds."""
+    config = _config(compose)
+    assert config.auth.enabled and not config.auth.keys and config.auth.redis_url is None
+    document = yaml.safe_load(_router_config_source(compose, "controller").read_text())
+    keys_file = document["auth"]["keysFile"]
+    (mount,) = [v for v in compose["services"]["controller"]["volumes"] if v["target"] == keys_file]
+    assert mount["type"] == "bind" and mount["read_only"] and (REPO / mount["source"]).is_file()
+    dev_key = re.search(r"`(sk-llmr-dev-only-[a-z0-9-]+)`", (REPO / "docs" / "DEPLOYMENT.md").read_text())
+    assert dev_key, "docs/DEPLOYMENT.md documents the dev-only client key"
+    assert [k.key_hash for k in config.auth.file_keys] == [hash_key(dev_key.group(1))]
 
 
 def test_services_are_wired_as_the_router_config_says(compose: dict[str, Any]) -> None:
@@ -149,6 +180,17 @@ def test_prometheus_and_grafana_see_every_service(compose: dict[str, Any]) -> No
         f"{c.endpoint.host}:{c.endpoint.port}" for c in config.clusters
     }
     assert targets == expected
+    # rule_files: the chart's alert rules, mounted where the glob finds them.
+    mounts = {v["target"]: REPO / v["source"] for v in services["prometheus"]["volumes"] if v["type"] == "bind"}
+    rule_files = [
+        source / path.relative_to(target).as_posix()
+        for pattern in prometheus["rule_files"]
+        for target, source in mounts.items()
+        if (path := PurePosixPath(pattern)).is_relative_to(target)
+    ]
+    matched = sorted(f for r in rule_files for f in r.parent.glob(r.name))
+    assert matched == [REPO / "charts" / "llm-router" / "alerts" / "llm-router-alerts.yaml"]
+    assert yaml.safe_load(matched[0].read_text())["groups"][0]["rules"]
     grafana = {v["target"]: REPO / v["source"] for v in services["grafana"]["volumes"] if v["type"] == "bind"}
     datasource = yaml.safe_load((grafana["/etc/grafana/provisioning"] / "datasources" / "prometheus.yaml").read_text())[
         "datasources"
@@ -185,7 +227,7 @@ def test_envoy_config_service_renders_a_bootstrap_envoy_accepts(
     assert output.relative_to(render_volume["target"]) == read.relative_to(envoy_volume["target"])
 
     local = {
-        ROUTER_CONFIG: str(_router_config_source(compose, "envoy-config")),
+        ROUTER_CONFIG: str(_local_router_config(compose, "envoy-config", tmp_path)),
         str(output): str(tmp_path / "envoy.yaml"),
     }
     command = [local.get(a, a) for a in render["command"]]
@@ -195,6 +237,7 @@ def test_envoy_config_service_renders_a_bootstrap_envoy_accepts(
     text = (tmp_path / "envoy.yaml").read_text()
     assert "sk-" not in text and "gm-test" not in text, "a secret leaked into the Envoy config"
     assert ("api.openai.com" in text) == providers
+    assert "envoy.filters.http.ext_authz" in text, "client auth: Envoy checks every key"
 
 
 # --- the one-shot model service, llama.cpp with the compose arguments, the controller health check ----------
@@ -206,7 +249,8 @@ def models(compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
     directory = tmp_path_factory.mktemp("models")
     service = compose["services"]["model-init"]
     command = service["command"]
-    local = {ROUTER_CONFIG: str(_router_config_source(compose, "model-init")), "/models": str(directory)}
+    config = _local_router_config(compose, "model-init", tmp_path_factory.mktemp("model-init"))
+    local = {ROUTER_CONFIG: str(config), "/models": str(directory)}
     generate_model = load_script("generate_model")
     assert generate_model.main([local.get(a, a) for a in command]) == 0
     return directory
@@ -261,7 +305,7 @@ def test_llama_server_runs_with_the_compose_arguments(compose: dict[str, Any], l
 
 def test_controller_container_health_check(compose: dict[str, Any], llama_from_compose: str, tmp_path: Path) -> None:
     """The image's HEALTHCHECK script against a real controller serving the compose config (ports mapped)."""
-    document = yaml.safe_load(_router_config_source(compose, "controller").read_text())
+    document = yaml.safe_load(_local_router_text(compose, "controller"))
     document["server"].update(
         grpcPort=free_port(),
         httpPort=free_port(),

@@ -49,7 +49,37 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- $_ := set $server "controllerHost" "127.0.0.1" -}}
 {{- $_ := set $server "controllerBindHost" "0.0.0.0" -}}
 {{- $_ := set $config "server" $server -}}
+{{- include "llm-router.checkAuth" . -}}
+{{- if .Values.auth.enabled -}}
+{{- $auth := dict "enabled" true "keysFile" (include "llm-router.keysFile" .) -}}
+{{- with .Values.auth.redisUrl -}}
+{{- $_ := set $auth "redisUrl" . -}}
+{{- end -}}
+{{- $_ := set $config "auth" $auth -}}
+{{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/* Client keys (README "Client authentication"): the chart owns the router config's auth section. */}}
+{{- define "llm-router.keysDir" -}}/etc/llm-router/keys{{- end -}}
+{{- define "llm-router.keysFile" -}}{{ include "llm-router.keysDir" . }}/keys.yaml{{- end -}}
+
+{{- define "llm-router.keysSecretName" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-client-keys" (include "llm-router.fullname" .)) -}}
+{{- end -}}
+
+{{- define "llm-router.checkAuth" -}}
+{{- if hasKey (.Values.config | default dict) "auth" -}}
+{{- fail "set client authentication with auth.* (enabled, existingSecret or keys, redisUrl), not config.auth" -}}
+{{- end -}}
+{{- if .Values.auth.enabled -}}
+{{- if eq .Values.mode "mesh" -}}
+{{- fail "auth.enabled is not supported in mesh mode yet (docker/mesh_patches.py does not generate the ext_authz filter): set auth.enabled=false and authenticate at the mesh" -}}
+{{- end -}}
+{{- if not (or .Values.auth.existingSecret .Values.auth.keys) -}}
+{{- fail "auth.enabled needs client keys: auth.existingSecret (a Secret with key keys.yaml) or auth.keys (hashed entries)" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Ports, read from the router config (defaults as in the controller). */}}
