@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from aiohttp import web
 from extproc.local.llama_server import LlamaServer
 from extproc.local.tiny_model import TinyModelSpec, ensure_model
 from tests.stack_runner import cluster_entry
+from tests.standins.base import loop_thread
 
 TINY = TinyModelSpec(name="tiny-llama", context_length=4096)
 # About 2-3 ms per generated token here: long generations hold a slot for seconds.
@@ -56,24 +56,18 @@ def external_cluster(name: str, server: LlamaServer, cost_per_hour: float, **ext
 @contextmanager
 def serve_app_in_thread(app: web.Application) -> Iterator[str]:
     """An aiohttp app on a free loopback port in its own event-loop thread; yields its base URL."""
-    loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
 
     async def start() -> str:
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
         return f"http://127.0.0.1:{runner.addresses[0][1]}"
 
-    try:
-        yield asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with loop_thread("app-loop") as loop:
+        try:
+            yield asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
 
 
 def health(url: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Two messages: request headers (noted; answering them keeps the route open) and the buffered body. The reply
 sets the cluster header to the decision's chain (a target cluster, or an aggregate cluster whose priorities
 are the fallbacks), clears the route cache, strips the client's credentials, and hands the decision to the
-per-attempt half in an internal header. The body itself is left untouched: every attempt translates it
+per-attempt half as Envoy dynamic metadata. The body itself is left untouched: every attempt translates it
 afresh for its own target.
 """
 

@@ -285,16 +285,25 @@ def _drop(request: web.Request) -> web.StreamResponse:
 
 
 @contextmanager
-def serve_in_thread(standin: StandIn) -> Iterator[str]:
-    """Run `standin` in its own event-loop thread, for synchronous tests and SDKs; yields its base URL."""
+def loop_thread(name: str) -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in its own thread (for servers that synchronous tests and SDKs talk to)."""
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name=f"{type(standin).__name__}-loop", daemon=True)
+    thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)
     thread.start()
     try:
-        asyncio.run_coroutine_threadsafe(standin.start(), loop).result(STARTUP_TIMEOUT)
-        yield standin.base_url
+        yield loop
     finally:
-        asyncio.run_coroutine_threadsafe(standin.stop(), loop).result(STARTUP_TIMEOUT)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(STARTUP_TIMEOUT)
         loop.close()
+
+
+@contextmanager
+def serve_in_thread(standin: StandIn) -> Iterator[str]:
+    """Run `standin` in its own event-loop thread, for synchronous tests and SDKs; yields its base URL."""
+    with loop_thread(f"{type(standin).__name__}-loop") as loop:
+        asyncio.run_coroutine_threadsafe(standin.start(), loop).result(STARTUP_TIMEOUT)
+        try:
+            yield standin.base_url
+        finally:
+            asyncio.run_coroutine_threadsafe(standin.stop(), loop).result(STARTUP_TIMEOUT)
