@@ -20,8 +20,11 @@ COPY --from=wheel /wheels /wheels
 # /srv/envoy: where `llm-router envoy-config` writes the bootstrap into a shared volume (owned by the app user).
 # With the tracing extra: observability.tracing.otlpEndpoint works in the image. The wheel is this project's
 # own, built above; its dependencies are bounded by its own metadata.
+# xds-protos ships an old copy of opentelemetry/proto/*: opentelemetry-proto's own files are put back last.
 # hadolint ignore=DL3013
 RUN for wheel in /wheels/*.whl; do pip install --no-cache-dir "${wheel}[tracing]"; done \
+    && OTEL_PROTO="$(python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')" \
+    && pip install --no-cache-dir --force-reinstall --no-deps "opentelemetry-proto==${OTEL_PROTO}" \
     && rm -rf /wheels \
     && groupadd --system --gid 10001 llm-router \
     && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \

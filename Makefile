@@ -10,6 +10,10 @@ APT_PACKAGES := redis-server chromium
 install:
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e '.[test]'
+	@# xds-protos ships an old copy of opentelemetry/proto/*, which may overwrite opentelemetry-proto's files;
+	@# the tracing exporter needs the real ones, so they are put back last.
+	$(PYTHON) -m pip install --quiet --force-reinstall --no-deps \
+		"opentelemetry-proto==$$($(PYTHON) -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

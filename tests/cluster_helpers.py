@@ -14,7 +14,7 @@ from aiohttp import web
 
 from extproc.local.llama_server import LlamaServer
 from extproc.local.tiny_model import TinyModelSpec, ensure_model
-from tests.stack_runner import cluster_entry
+from tests.stack_runner import cluster_entry, wait_until_ready
 from tests.standins.base import loop_thread
 
 TINY = TinyModelSpec(name="tiny-llama", context_length=4096)
@@ -32,7 +32,7 @@ def start_llama(spec: TinyModelSpec, log_dir: Path, *, parallel: int = 1, port: 
         log_path=log_dir / f"llama-{port or 'auto'}-{time.time_ns()}.log",
     )
     server.start()
-    asyncio.run(server.wait_ready())
+    wait_until_ready(server.wait_ready())
     return server
 
 

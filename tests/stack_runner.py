@@ -6,7 +6,8 @@ import asyncio
 import os
 import ssl
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,11 @@ STARTUP_TIMEOUT = 120.0
 LENIENT_LATENCY = {"maxLatencyMs": 3_600_000}
 
 
-def cluster_entry(name: str, endpoint: str, cost_per_hour: float, **extra: Any) -> dict[str, Any]:
-    """A llama.cpp cluster serving the tiny generated model at `endpoint`."""
+def cluster_entry(name: str, address: str, cost_per_hour: float, **extra: Any) -> dict[str, Any]:
+    """A llama.cpp cluster serving the tiny generated model at `address` (an `endpoint` in `extra` wins)."""
     return {
         "name": name,
-        "endpoint": endpoint,
+        "endpoint": address,
         "provider": name.split("-")[-1],
         "region": "local",
         "costPerHour": cost_per_hour,
@@ -69,6 +70,13 @@ class RunningStack:
         return self.process.log_path.read_text(errors="replace")
 
 
+def wait_until_ready(probe: Coroutine[Any, Any, None]) -> None:
+    """Run an async readiness probe to completion from synchronous test code, even where an event loop is
+    already running in this thread (Playwright's sync API runs one)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, probe).result()
+
+
 @contextmanager
 def run_stack(
     document: dict, workdir: Path, env: dict[str, str] | None = None, ssl_context: ssl.SSLContext | bool = True
@@ -82,7 +90,7 @@ def run_stack(
     process.launch([sys.executable, "-m", "extproc.cli", "up", "--config", str(config)], env=child_env)
     stack = RunningStack(document, process)
     try:
-        asyncio.run(process.wait_http_ready(f"{stack.url}/health", STARTUP_TIMEOUT, ssl_context))
+        wait_until_ready(process.wait_http_ready(f"{stack.url}/health", STARTUP_TIMEOUT, ssl_context))
         yield stack
     finally:
         process.stop(grace=10)

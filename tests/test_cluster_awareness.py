@@ -59,6 +59,7 @@ def test_queue_spills_to_the_next_cluster_then_external_and_back(tmp_path: Path,
             maxQueueDepth=1,
             maxLatencyMs=10_000_000,
             clusterCostThreshold=100,
+            firstByteTimeout="600s",  # queued generations on a loaded machine are slow, not hung
         )
         with run_stack(document, tmp_path / "stack") as stack, ThreadPoolExecutor(8) as pool:
             assert target_of(stack.url) == "local-aws", "the cheaper cluster at idle"
