@@ -56,7 +56,7 @@ def external_cluster(name: str, server: LlamaServer, cost_per_hour: float, **ext
 @contextmanager
 def serve_app_in_thread(app: web.Application) -> Iterator[str]:
     """An aiohttp app on a free loopback port in its own event-loop thread; yields its base URL."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
 
     async def start() -> str:
         await runner.setup()
