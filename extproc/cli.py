@@ -1,4 +1,4 @@
-"""`llm-router` command line: up, serve, envoy-config, validate, certs, hash-key."""
+"""`llm-router` command line: up, serve, envoy-config, validate, calibrate, certs, hash-key, explain."""
 
 from __future__ import annotations
 
