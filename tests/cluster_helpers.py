@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,13 +72,3 @@ def serve_app_in_thread(app: web.Application) -> Iterator[str]:
 
 def health(url: str) -> dict[str, Any]:
     return httpx.get(f"{url}/health", timeout=10).json()
-
-
-def wait_for(probe: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll a readiness condition (a probe of /health or /metrics) until it holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -16,17 +14,6 @@ from tests.standins.base import Handler, Reply, StandIn, json_reply
 WEBHOOK_TOKEN = "hook-token-5e2"
 OPENAI_KEY = "sk-observability-openai"
 T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll `probe` until it returns something truthy (a readiness probe, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class WebhookStandIn(StandIn):

@@ -6,17 +6,19 @@ import asyncio
 import os
 import ssl
 import sys
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from extproc.local.llama_server import free_port
 from extproc.local.process import ManagedProcess
 
+T = TypeVar("T")
 STARTUP_TIMEOUT = 120.0
 # Tests that are not about latency admission must not see a cluster skipped because a loaded test machine
 # made its measured speed look slow.
@@ -68,6 +70,17 @@ class RunningStack:
 
     def log(self) -> str:
         return self.process.log_path.read_text(errors="replace")
+
+
+def wait_for(probe: Callable[[], T], what: str = "condition", timeout: float = 30.0) -> T:
+    """Poll a readiness condition (a probe of /health, /metrics, a log, a store) until it holds; returns its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def wait_until_ready(probe: Coroutine[Any, Any, None]) -> None:

@@ -8,7 +8,6 @@ One stack: a llama.cpp cluster (HMAC-signed, with a shared secret) plus OpenAI a
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from extproc.auth.config import hash_key
 from extproc.config.loader import parse_config
 from extproc.envoy_config.bootstrap import render_bootstrap_yaml
 from extproc.local.envoy_process import EnvoyProcess
-from tests.stack_runner import RunningStack, local_cluster, run_stack, stack_document
+from tests.stack_runner import RunningStack, local_cluster, run_stack, stack_document, wait_for
 from tests.standins.anthropic_standin import AnthropicStandIn
 from tests.standins.base import StandIn, serve_in_thread
 from tests.standins.openai_standin import OpenAIStandIn
@@ -218,10 +217,7 @@ def test_a_restricted_key_is_routed_within_its_models_with_its_default_strategy(
 def test_rotating_the_keys_file_swaps_keys_without_a_restart(auth: AuthStack) -> None:
     assert chat(auth, CLIENT_KEYS["rotating-old"]).status_code == 200
     write_keys_file(auth.keys_file, "rotating-new")
-    deadline = time.monotonic() + 15
-    while chat(auth, CLIENT_KEYS["rotating-new"]).status_code != 200:
-        assert time.monotonic() < deadline, "the new key was never accepted"
-        time.sleep(0.05)
+    wait_for(lambda: chat(auth, CLIENT_KEYS["rotating-new"]).status_code == 200, "the new key accepted", 15)
     assert chat(auth, CLIENT_KEYS["rotating-old"]).status_code == 401
 
 

@@ -10,18 +10,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.cluster_helpers import (
-    SLOW,
-    TINY,
-    external_cluster,
-    health,
-    llama_servers,
-    serve_app_in_thread,
-    start_llama,
-    wait_for,
-)
+from tests.cluster_helpers import SLOW, TINY, external_cluster, health, llama_servers, serve_app_in_thread, start_llama
 from tests.conftest import PROVIDER_KEY
-from tests.stack_runner import run_stack, stack_document
+from tests.stack_runner import run_stack, stack_document, wait_for
 from tests.standins.openai_standin import OpenAIStandIn
 
 SMALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}

@@ -24,11 +24,10 @@ from tests.observability_support import (
     OPENAI_KEY,
     WEBHOOK_TOKEN,
     WebhookStandIn,
-    eventually,
     observed_stack_document,
 )
 from tests.otlp_collector import Collector, otlp_collector
-from tests.stack_runner import RunningStack, run_stack
+from tests.stack_runner import RunningStack, run_stack, wait_for
 from tests.standins.base import serve_in_thread
 from tests.standins.openai_standin import OpenAIStandIn
 
@@ -59,7 +58,7 @@ class Observed:
         return [r for r in map(json.loads, lines) if r["request_id"] == request_id]
 
     def record(self, request_id: str) -> dict[str, Any]:
-        return eventually(lambda: self.records(request_id), 10, f"the decision record of {request_id}")[0]
+        return wait_for(lambda: self.records(request_id), f"the decision record of {request_id}", 10)[0]
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +188,7 @@ def test_a_slow_failing_webhook_never_slows_requests_and_gets_every_decision(obs
     # decisions: requests never wait for it. Request latency itself is measured by the benchmark, not here.
     assert not delivered()
 
-    eventually(delivered, 60, "every decision at the webhook")
+    wait_for(delivered, "every decision at the webhook", 60)
     by_id = {d["request_id"]: d for d in observed.webhook.decisions}
     assert by_id[request_ids[0]] == observed.record(request_ids[0])
     metrics = scrape(observed.stack)
@@ -255,7 +254,7 @@ def test_traces_continue_the_clients_trace_into_the_target(observed: Observed) -
     version, upstream_trace, attempt_span, flags = upstream.split("-")
     assert (version, upstream_trace, flags) == ("00", trace_id, "01") and attempt_span != client_span
 
-    spans = eventually(lambda: len(observed.collector.trace(trace_id)) >= 2 and observed.collector.trace(trace_id))
+    spans = wait_for(lambda: len(observed.collector.trace(trace_id)) >= 2 and observed.collector.trace(trace_id))
     by_name = {s.name: s for s in spans}
     route, attempt = by_name["llm_router.route"], by_name["llm_router.attempt"]
     assert route.parent_span_id.hex() == client_span
@@ -273,7 +272,7 @@ def test_traces_continue_the_clients_trace_into_the_target(observed: Observed) -
 def test_a_request_without_traceparent_starts_a_trace(observed: Observed) -> None:
     response = observed.post(HI, **EXTERNAL)
     trace_id = observed.openai.requests[-1].headers["traceparent"].split("-")[1]
-    spans = eventually(lambda: len(observed.collector.trace(trace_id)) >= 2 and observed.collector.trace(trace_id))
+    spans = wait_for(lambda: len(observed.collector.trace(trace_id)) >= 2 and observed.collector.trace(trace_id))
     route = next(s for s in spans if s.name == "llm_router.route")
     assert not route.parent_span_id and response.status_code == 200
 

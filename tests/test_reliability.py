@@ -20,8 +20,8 @@ from extproc.config.loader import parse_config
 from extproc.envoy_config.bootstrap import render_bootstrap_yaml
 from extproc.local.envoy_process import EnvoyProcess
 from extproc.local.llama_server import free_port
-from tests.cluster_helpers import health, wait_for
-from tests.stack_runner import RunningStack, local_cluster, run_stack, stack_document
+from tests.cluster_helpers import health
+from tests.stack_runner import RunningStack, local_cluster, run_stack, stack_document, wait_for
 from tests.standins.base import serve_in_thread
 from tests.standins.gemini_standin import GeminiStandIn
 from tests.standins.openai_standin import OpenAIStandIn
