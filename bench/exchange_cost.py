@@ -18,11 +18,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
+from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from google.protobuf.struct_pb2 import Struct
 
 from bench.payloads import CHAT_REQUEST_BYTES, COMPLETION_BYTES
+from extproc.envoy_config.names import USAGE_NAMESPACE
+from extproc.headers import PREPARED_HEADER
 
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 HOST_METADATA_ATTRIBUTE = "xds.upstream_host_metadata"
@@ -55,8 +59,12 @@ class FilterSpec:
 
 
 def _ext_proc(filters: list[dict[str, Any]]) -> FilterSpec | None:
+    """The ext_proc filter's config, also when it is wrapped in a matcher (skipped for prepared first tries)."""
     found = next((f for f in filters if f.get("name") == EXT_PROC_FILTER), None)
-    return FilterSpec(found["typed_config"]) if found else None
+    if found is None:
+        return None
+    config = found["typed_config"]
+    return FilterSpec(config["extension_config"]["typed_config"] if "extension_config" in config else config)
 
 
 def _http_filters(cluster: dict[str, Any]) -> list[dict[str, Any]]:
@@ -119,9 +127,11 @@ def _common(reply: ep.ProcessingResponse) -> ep.CommonResponse | None:
 
 @dataclass
 class Script:
-    """The exact messages of one request, per stream, learnt from one real conversation with the servicer."""
+    """The exact messages of one request, per stream, learnt from one real conversation with the servicer,
+    and the access log entry Envoy sends for it (when the router prepared the first attempt itself)."""
 
     streams: list[tuple[tuple[tuple[str, str], ...], list[ep.ProcessingRequest]]]
+    logged: HTTPAccessLogEntry | None = None
 
     @property
     def messages(self) -> int:
@@ -197,6 +207,9 @@ async def learn_script(servicer: Any, bootstrap: dict[str, Any], body: bytes = C
     cluster = clusters.get(routed or "")
     if cluster is None:
         return script
+    if dict(headers).get(PREPARED_HEADER) == "1":  # Envoy skips the attempt exchange and logs the outcome
+        script.logged = _log_entry(dict(headers)["x-request-id"])
+        return script
     attempt = _ext_proc(_http_filters(cluster))
     children = cluster.get("cluster_type", {}).get("typed_config", {}).get("clusters")
     target = clusters[children[0]] if children else cluster
@@ -214,8 +227,23 @@ async def learn_script(servicer: Any, bootstrap: dict[str, Any], body: bytes = C
     return script
 
 
-async def replay(servicer: Any, script: Script, repeats: int) -> float:
-    """Seconds per request (all its streams) replaying the script `repeats` times."""
+def _log_entry(request_id: str) -> HTTPAccessLogEntry:
+    """What Envoy's gRPC access log says of a prepared request: status, one attempt, the usage it read."""
+    entry = HTTPAccessLogEntry()
+    entry.request.request_id = request_id
+    entry.response.response_code.value = 200
+    entry.common_properties.upstream_request_attempt_count = 1
+    usage = orjson.loads(COMPLETION_BYTES)["usage"]
+    entry.common_properties.metadata.filter_metadata[USAGE_NAMESPACE].update(
+        {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"]}
+    )
+    return entry
+
+
+async def replay(
+    servicer: Any, script: Script, repeats: int, log_sink: Callable[[HTTPAccessLogEntry], None] | None = None
+) -> float:
+    """Seconds per request (all its streams, and its access log entry) replaying the script `repeats` times."""
     start = time.perf_counter()
     for _ in range(repeats):
         for metadata, messages in script.streams:
@@ -223,6 +251,8 @@ async def replay(servicer: Any, script: Script, repeats: int) -> float:
             for message in messages:
                 await stream.send(message)
             await stream.close()
+        if log_sink is not None and script.logged is not None:
+            log_sink(script.logged)
     return (time.perf_counter() - start) / repeats
 
 
@@ -233,12 +263,19 @@ class ExchangeCost:
     us_per_request: float
 
 
-def measure(servicer_factory: Callable[[], Any], bootstrap: dict[str, Any], repeats: int = 3000) -> ExchangeCost:
+def measure(
+    servicer_factory: Callable[[], Any],
+    bootstrap: dict[str, Any],
+    repeats: int = 3000,
+    log_sink: Callable[[HTTPAccessLogEntry], None] | None = None,
+) -> ExchangeCost:
     async def run() -> ExchangeCost:
         servicer = servicer_factory()
         script = await learn_script(servicer, bootstrap)
-        await replay(servicer, script, max(repeats // 10, 10))  # warm-up
-        seconds = await replay(servicer, script, repeats)
+        if script.logged is not None and log_sink is not None:
+            log_sink(script.logged)
+        await replay(servicer, script, max(repeats // 10, 10), log_sink)  # warm-up
+        seconds = await replay(servicer, script, repeats, log_sink)
         return ExchangeCost(len(script.streams), script.messages, seconds * 1e6)
 
     return asyncio.run(run())
@@ -268,6 +305,7 @@ def controller_cost(document: dict[str, Any], repeats: int = 3000) -> Controller
     """The product's servicer on the product's bootstrap for `document`, clusters marked healthy."""
     from extproc.config.loader import parse_config
     from extproc.envoy_config.bootstrap import render_bootstrap
+    from extproc.server.access_log import finish_prepared
     from extproc.server.ext_proc import ExternalProcessor
     from extproc.server.runtime import Runtime
 
@@ -279,7 +317,9 @@ def controller_cost(document: dict[str, Any], repeats: int = 3000) -> Controller
     # Whatever the controller writes per request to stdout (its decision log) goes to /dev/null here: still
     # written and flushed as in production, but not into the harness's report.
     with open(os.devnull, "w") as null_out, contextlib.redirect_stdout(null_out):
-        real = measure(lambda: ExternalProcessor(lambda: runtime), bootstrap, repeats)
+        real = measure(
+            lambda: ExternalProcessor(lambda: runtime), bootstrap, repeats, lambda e: finish_prepared(runtime, e)
+        )
         script = asyncio.run(learn_script(ExternalProcessor(lambda: runtime), bootstrap))
 
     async def null() -> ExchangeCost:

@@ -42,8 +42,11 @@ CHAT_REQUEST: dict[str, Any] = {
 }
 CHAT_REQUEST_BYTES = orjson.dumps(CHAT_REQUEST)
 
-STREAM_REQUEST: dict[str, Any] = {**CHAT_REQUEST, "stream": True}
+# A streaming client that wants the stream's usage (as a cost-aware one does), and one that does not: the
+# router must then remove the usage event it asks the target for, so that stream passes its attempt exchange.
+STREAM_REQUEST: dict[str, Any] = {**CHAT_REQUEST, "stream": True, "stream_options": {"include_usage": True}}
 STREAM_REQUEST_BYTES = orjson.dumps(STREAM_REQUEST)
+STREAM_REQUEST_NO_USAGE_BYTES = orjson.dumps({**CHAT_REQUEST, "stream": True})
 
 _FILLER = (
     "The quarterly report covers revenue, churn and the migration of the billing service to the new "

@@ -39,9 +39,14 @@ from bench import profile as pyspy
 from bench import systems
 from bench.decision import time_decision
 from bench.exchange_cost import controller_cost
-from bench.payloads import CHAT_REQUEST_BYTES, STREAM_REQUEST_BYTES, large_prompt_request
+from bench.payloads import (
+    CHAT_REQUEST_BYTES,
+    STREAM_REQUEST_BYTES,
+    STREAM_REQUEST_NO_USAGE_BYTES,
+    large_prompt_request,
+)
 from bench.procstat import Background, background_cores
-from bench.report import CONTROLLER, ENVOY, Cell, LargeE2E, ProcStat, Results, SoakPoint, render
+from bench.report import CONTROLLER, CONTROLLER_NO_USAGE, ENVOY, Cell, LargeE2E, ProcStat, Results, SoakPoint, render
 from bench.streaming import measure_stream
 from bench.wrk import finish_wrk, lua_script, run_wrk, start_wrk
 
@@ -259,6 +264,10 @@ class Bench:
             with systems.envoy_controller(self.workdir, sse, name="controller-sse") as system:
                 log(f"streaming TTFB: {system.name}")
                 streams[CONTROLLER] = measure_stream(system.url, body.read_bytes(), n, max_seconds=seconds)
+                log(f"streaming TTFB: {CONTROLLER_NO_USAGE}")
+                streams[CONTROLLER_NO_USAGE] = measure_stream(
+                    system.url, STREAM_REQUEST_NO_USAGE_BYTES, n, max_seconds=seconds
+                )
             for name, s in streams.items():
                 log(f"  {name}: TTFB p50 {s.ttfb_p50_ms:.2f} ms p99 {s.ttfb_p99_ms:.2f} ms ({s.events} events)")
 

@@ -2,43 +2,76 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+
+class Memo:
+    """A metric on the request path: its labelled children are kept (prometheus_client's `labels()` checks the
+    values and takes a lock on every call, several microseconds each)."""
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.metric, name)
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.routing_decisions = Counter(
-            "llm_router_routing_decisions",
-            "Routing decisions by chosen target, target type and reason",
-            ["target", "type", "reason"],
-            registry=r,
+        self.routing_decisions = Memo(
+            Counter(
+                "llm_router_routing_decisions",
+                "Routing decisions by chosen target, target type and reason",
+                ["target", "type", "reason"],
+                registry=r,
+            )
         )
-        self.requests = Counter(
-            "llm_router_requests",
-            "Routed requests by target and HTTP status",
-            ["target", "status"],
-            registry=r,
+        self.requests = Memo(
+            Counter(
+                "llm_router_requests",
+                "Routed requests by target and HTTP status",
+                ["target", "status"],
+                registry=r,
+            )
         )
-        self.request_duration = Histogram(
-            "llm_router_request_duration_seconds",
-            "Time from routing decision to the end of the response",
-            ["target"],
-            registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        self.request_duration = Memo(
+            Histogram(
+                "llm_router_request_duration_seconds",
+                "Time from routing decision to the end of the response",
+                ["target"],
+                registry=r,
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            )
         )
-        self.tokens = Counter(
-            "llm_router_tokens",
-            "Tokens reported by targets, by provider family and type (input/output)",
-            ["provider", "type"],
-            registry=r,
+        self.tokens = Memo(
+            Counter(
+                "llm_router_tokens",
+                "Tokens reported by targets, by provider family and type (input/output)",
+                ["provider", "type"],
+                registry=r,
+            )
         )
-        self.spend = Counter(
-            "llm_router_spend_usd",
-            "Actual spend from reported usage, by tenant (anonymous when auth is off)",
-            ["tenant", "target", "model"],
-            registry=r,
+        self.spend = Memo(
+            Counter(
+                "llm_router_spend_usd",
+                "Actual spend from reported usage, by tenant (anonymous when auth is off)",
+                ["tenant", "target", "model"],
+                registry=r,
+            )
         )
         self.cluster_health = Gauge(
             "llm_router_cluster_health",
@@ -76,24 +109,38 @@ class Metrics:
         self.cache = Counter(
             "llm_router_cache_lookups", "Response cache lookups of deterministic requests", ["result"], registry=r
         )
-        self.experiment_requests = Counter(
-            "llm_router_experiment_requests", "Requests per A/B experiment arm and chosen target",
-            ["experiment", "arm", "target"], registry=r,
+        self.experiment_requests = Memo(
+            Counter(
+                "llm_router_experiment_requests",
+                "Requests per A/B experiment arm and chosen target",
+                ["experiment", "arm", "target"],
+                registry=r,
+            )
         )
-        self.experiment_spend = Counter(
-            "llm_router_experiment_spend_usd", "Actual spend per A/B experiment arm", ["experiment", "arm"],
-            registry=r,
+        self.experiment_spend = Memo(
+            Counter(
+                "llm_router_experiment_spend_usd",
+                "Actual spend per A/B experiment arm",
+                ["experiment", "arm"],
+                registry=r,
+            )
         )
-        self.experiment_duration = Histogram(
-            "llm_router_experiment_duration_seconds", "Attempt duration per A/B experiment arm",
-            ["experiment", "arm"], registry=r,
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        self.experiment_duration = Memo(
+            Histogram(
+                "llm_router_experiment_duration_seconds",
+                "Attempt duration per A/B experiment arm",
+                ["experiment", "arm"],
+                registry=r,
+                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            )
         )
-        self.fallbacks = Counter(
-            "llm_router_fallbacks",
-            "Attempts moved to the next target of a chain, with why the previous one was left",
-            ["from", "to", "reason"],
-            registry=r,
+        self.fallbacks = Memo(
+            Counter(
+                "llm_router_fallbacks",
+                "Attempts moved to the next target of a chain, with why the previous one was left",
+                ["from", "to", "reason"],
+                registry=r,
+            )
         )
         self.bad_requests = Counter(
             "llm_router_rejected_requests",
@@ -108,18 +155,22 @@ class Metrics:
             registry=r,
         )
         # Observability (extproc/observability): estimate error, savings, decision log delivery.
-        self.cost_estimate_ratio = Histogram(
-            "llm_router_cost_estimate_ratio",
-            "Actual cost / estimated cost of each attempt with reported usage",
-            ["target"],
-            registry=r,
-            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4, 10),
+        self.cost_estimate_ratio = Memo(
+            Histogram(
+                "llm_router_cost_estimate_ratio",
+                "Actual cost / estimated cost of each attempt with reported usage",
+                ["target"],
+                registry=r,
+                buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4, 10),
+            )
         )
-        self.baseline_cost = Counter(
-            "llm_router_baseline_cost_usd",
-            "What the same usage would have cost on the baseline model (observability.baselineModel)",
-            ["target", "model"],
-            registry=r,
+        self.baseline_cost = Memo(
+            Counter(
+                "llm_router_baseline_cost_usd",
+                "What the same usage would have cost on the baseline model (observability.baselineModel)",
+                ["target", "model"],
+                registry=r,
+            )
         )
         self.webhook_sent = Counter(
             "llm_router_decision_webhook_sent", "Decisions delivered to a webhook", ["webhook"], registry=r

@@ -13,7 +13,7 @@ import yaml
 
 from extproc.local.envoy_process import envoy_binary
 from tests.conftest import PROVIDER_KEY
-from tests.stack_runner import RunningStack
+from tests.stack_runner import RunningStack, wait_for
 from tests.standins.openai_standin import OpenAIStandIn
 
 HI = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10}
@@ -145,9 +145,41 @@ def test_health_through_the_listener_has_the_seed_shape(stack: RunningStack) -> 
     assert health["status"] == "healthy"
 
 
+def ext_proc_streams(stack: RunningStack) -> int:
+    """gRPC streams Envoy's ext_proc filters (the router's and every attempt's) have opened so far."""
+    stats = httpx.get(f"{stack.admin_url}/stats", params={"filter": r"ext_proc\.streams_started$"}, timeout=10)
+    return sum(int(line.rpartition(": ")[2]) for line in stats.text.splitlines())
+
+
+def stream_events(stack: RunningStack, body: dict) -> list[dict]:
+    with httpx.stream("POST", f"{stack.url}/v1/chat/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        lines = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: {")]
+    return [orjson.loads(line) for line in lines]
+
+
+def test_requests_the_router_prepares_cost_one_controller_exchange(stack: RunningStack) -> None:
+    """A plain request, and a stream whose client asked for its usage, are rewritten for the cluster by the
+    router's ext_proc: Envoy skips the attempt exchange. A stream that did not ask goes through it (the usage
+    event the router asks the cluster for is removed there)."""
+    before = ext_proc_streams(stack)
+    assert post(stack, HI).status_code == 200
+    assert ext_proc_streams(stack) - before == 1
+    events = stream_events(stack, {**HI, "stream": True, "stream_options": {"include_usage": True}})
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] > 0
+    assert ext_proc_streams(stack) - before == 2
+    events = stream_events(stack, {**HI, "stream": True})
+    assert all(e["choices"] for e in events) and "usage" not in events[-1]
+    assert ext_proc_streams(stack) - before == 4
+
+
 def test_metrics_through_the_listener_count_decisions_and_tokens(stack: RunningStack) -> None:
     assert post(stack, HI).status_code == 200
-    text = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    # A prepared request's status and usage come with Envoy's access log, batched: a few milliseconds later.
+    text = wait_for(
+        lambda: (t := httpx.get(f"{stack.url}/metrics", timeout=10).text) and "llm_router_tokens_total{" in t and t,
+        "token counts in /metrics",
+    )
     assert 'llm_router_routing_decisions_total{reason="cluster_cheap",target="local-aws",type="cluster"}' in text
     assert 'llm_router_requests_total{status="200",target="local-aws"}' in text
     assert 'llm_router_tokens_total{provider="aws",type="output"}' in text

@@ -6,6 +6,7 @@ it drives /usr/bin/chromium)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,8 @@ def test_the_playground_round_trips_and_explains_where_the_prompt_went(
     expect(page.locator("#play-target")).to_have_text("openai")
     expect(page.locator("#play-reason")).to_have_text("provider_available")
     expect(page.locator("#play-answer")).to_have_text("Echo: Where do I go?")
+    # The actual cost comes from the decision record, which follows the response by a few milliseconds.
+    expect(page.locator("#play-cost")).to_have_text(re.compile(r"^[0-9.e-]+$"), timeout=LIVE)
     assert float(page.locator("#play-cost").inner_text()) > 0
     assert float(page.locator("#play-estimated").inner_text()) > 0
     expect(page.locator('#play-explain tr[data-target="openai"]')).to_contain_text("chosen", timeout=LIVE)

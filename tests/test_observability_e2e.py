@@ -90,12 +90,13 @@ def dollars(usage: dict[str, int], prices: tuple[float, float]) -> float:
 # --- actual cost, savings, the decision log ----------------------------------------------------------------
 
 
-def test_a_provider_response_carries_its_actual_cost_and_logs_one_record(observed: Observed) -> None:
+def test_a_provider_response_logs_one_record_with_its_actual_cost(observed: Observed) -> None:
     response = observed.post(HI, **EXTERNAL)
     assert response.status_code == 200, response.text
     usage = response.json()["usage"]
     assert response.headers["x-llm-router-target"] == "openai"
-    assert float(response.headers["x-llm-router-cost-usd"]) == pytest.approx(dollars(usage, GPT_4O_MINI), abs=1e-8)
+    # Prepared by the router's ext_proc, the response passes untouched: the actual cost is logged, not a header.
+    assert "x-llm-router-cost-usd" not in response.headers
 
     record = observed.record(response.headers["x-request-id"])
     assert record["tenant"] == "anonymous"
@@ -120,10 +121,11 @@ def test_a_cluster_response_is_costed_at_the_clusters_live_price(observed: Obser
     response = observed.post(HI)
     assert response.status_code == 200, response.text
     assert response.headers["x-llm-router-target"] == "local-aws"
-    cost = float(response.headers["x-llm-router-cost-usd"])
     record = observed.record(response.headers["x-request-id"])
-    assert cost > 0 and record["cost_usd"] == pytest.approx(cost, abs=1e-8)
+    cost = record["cost_usd"]
     usage = response.json()["usage"]
+    assert record["tokens"] == {"input": usage["prompt_tokens"], "output": usage["completion_tokens"]}
+    assert cost > 0
     assert record["baseline_cost_usd"] == pytest.approx(dollars(usage, GPT_4O))
     assert record["baseline_cost_usd"] > cost, "the tiny cluster must be cheaper than gpt-4o"
 
@@ -148,7 +150,8 @@ def test_a_fallback_is_one_record_telling_the_whole_story(observed: Observed) ->
     assert response.headers["x-llm-router-target"] == "openai-4o"
     request_id = response.headers["x-request-id"]
     record = observed.record(request_id)
-    assert record["fallbacks"] == [{"from": "openai", "to": "openai-4o", "reason": "status_503"}]
+    # The first attempt was prepared by the router's ext_proc: Envoy retried it without the controller seeing why.
+    assert record["fallbacks"] == [{"from": "openai", "to": "openai-4o", "reason": "retried"}]
     assert (record["attempts"], record["target"], record["status"]) == (2, "openai-4o", 200)
     usage = response.json()["usage"]
     assert record["cost_usd"] == pytest.approx(dollars(usage, GPT_4O))
@@ -265,7 +268,7 @@ def test_traces_continue_the_clients_trace_into_the_target(observed: Observed) -
     attempt_attributes = {a.key: a.value for a in attempt.attributes}
     assert attempt_attributes["http.response.status_code"].int_value == 200
     assert attempt_attributes["llm_router.cost_usd"].double_value == pytest.approx(
-        float(response.headers["x-llm-router-cost-usd"]), abs=1e-8
+        observed.record(response.headers["x-request-id"])["cost_usd"], abs=1e-8
     )
 
 

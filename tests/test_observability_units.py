@@ -25,7 +25,7 @@ from extproc.observability.records import fallbacks
 from extproc.observability.webhooks import WebhookSender
 from extproc.providers.base import Usage
 from extproc.routing.request import BadRequest
-from extproc.server.carried_decision import decode_decision, encode_decision
+from extproc.server.carried_decision import CarriedDecision, decode_decision
 from extproc.server.runtime import Runtime
 from tests.observability_support import WEBHOOK_TOKEN, WebhookStandIn
 from tests.routing_fixtures import chat, router_with_healthy_clusters
@@ -158,7 +158,9 @@ def runtime_logging_to(path: Path, **router: Any) -> Runtime:
 def attempt(runtime: Runtime, number: int, status: int, target: str = "openai", **extra: Any) -> SimpleNamespace:
     """What the observer reads of an AttemptExchange."""
     decision = runtime.router.decide(chat(), "external_first")
-    carried = decode_decision(encode_decision(decision, runtime.observer.decided(runtime.observer.request(), decision)))
+    carried = decode_decision(
+        CarriedDecision.of(decision, runtime.observer.decided(runtime.observer.request(), decision)).encode()
+    )
     values = {
         "request_id": "req-1",
         "attempt": number,

@@ -6,7 +6,7 @@ forge it, unlike a header.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
@@ -39,7 +39,12 @@ def grant_metadata(key: ApiKey) -> Struct:
 
 
 def grant_of(message: ep.ProcessingRequest) -> Grant:
-    namespace = message.metadata_context.filter_metadata.get(AUTH_NAMESPACE)
+    return grant_in(message.metadata_context.filter_metadata)
+
+
+def grant_in(filter_metadata: Mapping[str, Struct]) -> Grant:
+    """The grant in Envoy dynamic metadata (an ext_proc message's, or an access log entry's)."""
+    namespace = filter_metadata.get(AUTH_NAMESPACE)
     if namespace is None or "tenant" not in namespace.fields:
         return OPEN
     models = namespace.fields.get("models")

@@ -153,6 +153,7 @@ def _router(r: Reader) -> RouterConfig:
         breaker_failures=r.integer("circuitBreakerFailures", d.breaker_failures, minimum=1),
         breaker_cooldown=r.duration("circuitBreakerCooldown", d.breaker_cooldown),
         first_byte_timeout=r.duration("firstByteTimeout", d.first_byte_timeout),
+        responses_through_controller=r.boolean("responsesThroughController", d.responses_through_controller),
     )
     if router.health_check_interval <= 0:
         r.problems.add(r.at("healthCheckInterval"), "must be longer than 0s")

@@ -97,6 +97,12 @@ class RouterConfig:
     breaker_failures: int = 5  # consecutive failures that open a target's circuit
     breaker_cooldown: float = 30.0  # seconds a circuit stays open before a probe request
     first_byte_timeout: float = 60.0  # an attempt with no response byte for this long fails over
+    # Every response passes through the controller (its upstream exchange), which adds x-llm-router-cost-usd
+    # to non-streamed ones. Off: a non-streamed request whose first target speaks OpenAI's format is rewritten
+    # by the router's ext_proc and skips that exchange on its first try; Envoy's gRPC access log brings its
+    # status and usage back (half the controller's work per request). That log must reach the controller that
+    # routed the request: on for several controllers behind one Envoy (Istio mesh mode).
+    responses_through_controller: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +222,9 @@ class Config:
     @property
     def enabled_providers(self) -> tuple[ProviderConfig, ...]:
         return tuple(p for p in self.providers if p.enabled)
+
+    @property
+    def prepares_first_attempts(self) -> bool:
+        """Whether the router's ext_proc rewrites first attempts itself (see `responses_through_controller`):
+        never with extra replicas, whose access log may reach another controller."""
+        return not self.router.responses_through_controller and not self.server.replicas

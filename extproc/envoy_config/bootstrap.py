@@ -14,11 +14,17 @@ from extproc.auth.envoy import auth_disabled_on_route, auth_filters
 from extproc.config.model import Config
 from extproc.envoy_config import clusters as envoy_clusters
 from extproc.envoy_config.addresses import socket_address
-from extproc.envoy_config.ext_proc_filters import disabled_on_route, route_filter
+from extproc.envoy_config.ext_proc_filters import (
+    disabled_on_route,
+    prepared_access_log,
+    route_filter,
+    stream_usage_to_metadata,
+    usage_to_metadata,
+)
 from extproc.envoy_config.local_replies import local_reply_config
-from extproc.envoy_config.names import CONTROLLER_HTTP
+from extproc.envoy_config.names import CHAT_COMPLETIONS_PATH, CONTROLLER_HTTP, DECISION_NAMESPACE, METADATA_NAMESPACE
 from extproc.envoy_config.tls import listener_tls
-from extproc.headers import CLUSTER_HEADER
+from extproc.headers import ARM_HEADER, CLUSTER_HEADER, ESTIMATED_COST_HEADER, REASON_HEADER, TARGET_HEADER
 from extproc.routing.chains import all_chains
 from extproc.routing.targets import build_targets
 
@@ -37,9 +43,9 @@ def render_bootstrap(config: Config) -> dict[str, Any]:
             "clusters": [
                 envoy_clusters.controller_grpc(server.controller_host, server.controller_ports()),
                 envoy_clusters.controller_http(server.controller_host, server.controller_ports()),
-                *(envoy_clusters.target_cluster(t, config.router) for t in targets),
+                *(envoy_clusters.target_cluster(t, config.router, config.prepares_first_attempts) for t in targets),
                 *(
-                    envoy_clusters.chain_cluster(c)
+                    envoy_clusters.chain_cluster(c, config.prepares_first_attempts)
                     for c in all_chains([t.name for t in targets], config.router.max_fallbacks)
                 ),
             ],
@@ -80,11 +86,12 @@ def _connection_manager(config: Config) -> dict[str, Any]:
         "always_set_request_id_in_response": True,
         "stream_idle_timeout": f"{max(config.server.request_timeout, 60):.0f}s",
         "local_reply_config": local_reply_config(),
-        "access_log": [_access_log()],
+        "access_log": [_access_log(), *([prepared_access_log()] if config.prepares_first_attempts else [])],
         "route_config": _routes(config),
         "http_filters": [
             *auth_filters(config.auth),
             route_filter(),
+            *([usage_to_metadata(), stream_usage_to_metadata()] if config.prepares_first_attempts else []),
             {
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
@@ -104,13 +111,14 @@ def _routes(config: Config) -> dict[str, Any]:
     ]
     routes.append(
         {
-            "match": {"path": "/v1/chat/completions"},
+            "match": {"path": CHAT_COMPLETIONS_PATH},
             "route": {
                 "cluster_header": CLUSTER_HEADER,
                 "timeout": f"{config.server.request_timeout:g}s",
                 "auto_host_rewrite": True,
                 "retry_policy": _failover_policy(config),
             },
+            "response_headers_to_add": _router_response_headers(),
         }
     )
     routes.append(
@@ -133,6 +141,21 @@ def _routes(config: Config) -> dict[str, Any]:
             }
         ],
     }
+
+
+def _router_response_headers() -> list[dict[str, Any]]:
+    """Which target answered and why, from Envoy's own data: the upstream host's metadata and the decision's.
+
+    For a first try the router prepared, no attempt exchange sees the response; otherwise the attempt's
+    exchange has set them already (a fallback's reason, its estimate), and those stay.
+    """
+    values = {
+        TARGET_HEADER: f"%UPSTREAM_METADATA({METADATA_NAMESPACE}:target)%",
+        REASON_HEADER: f"%DYNAMIC_METADATA({DECISION_NAMESPACE}:reason)%",
+        ESTIMATED_COST_HEADER: f"%DYNAMIC_METADATA({DECISION_NAMESPACE}:estimate)%",
+        ARM_HEADER: f"%DYNAMIC_METADATA({DECISION_NAMESPACE}:arm)%",
+    }
+    return [{"header": {"key": k, "value": v}, "append_action": "ADD_IF_ABSENT"} for k, v in values.items()]
 
 
 def _failover_policy(config: Config) -> dict[str, Any]:

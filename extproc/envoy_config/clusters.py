@@ -6,7 +6,7 @@ from typing import Any
 
 from extproc.config.model import RouterConfig
 from extproc.envoy_config.addresses import is_ip, socket_address
-from extproc.envoy_config.ext_proc_filters import attempt_filter, upstream_codec
+from extproc.envoy_config.ext_proc_filters import attempt_filters
 from extproc.envoy_config.names import CONTROLLER_GRPC, CONTROLLER_HTTP, METADATA_NAMESPACE
 from extproc.envoy_config.tls import upstream_tls
 from extproc.routing.chains import chain_cluster_name
@@ -57,7 +57,8 @@ def controller_http(host: str, ports: list[tuple[int, int]]) -> dict[str, Any]:
     return cluster
 
 
-def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
+def target_cluster(target: Target, router: RouterConfig, prepared: bool) -> dict[str, Any]:
+    """`prepared`: the router's ext_proc may prepare a first attempt (Config.prepares_first_attempts)."""
     url = target.url
     cluster: dict[str, Any] = {
         "name": target.envoy_cluster,
@@ -80,7 +81,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
         },
         "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
         "circuit_breakers": CIRCUIT_BREAKERS,
-        "typed_extension_protocol_options": _attempt_filters(),
+        "typed_extension_protocol_options": _attempt_filters(prepared),
     }
     if url.tls:
         cluster["transport_socket"] = upstream_tls(url, target.cluster.tls if target.cluster else None)
@@ -98,7 +99,7 @@ def target_cluster(target: Target, router: RouterConfig) -> dict[str, Any]:
     return cluster
 
 
-def chain_cluster(chain: tuple[str, ...]) -> dict[str, Any]:
+def chain_cluster(chain: tuple[str, ...], prepared: bool) -> dict[str, Any]:
     """An aggregate cluster: its children, in order, are the chain's priorities; retries walk them."""
     return {
         "name": chain_cluster_name(chain),
@@ -112,16 +113,16 @@ def chain_cluster(chain: tuple[str, ...]) -> dict[str, Any]:
             },
         },
         "circuit_breakers": CIRCUIT_BREAKERS,
-        "typed_extension_protocol_options": _attempt_filters(),
+        "typed_extension_protocol_options": _attempt_filters(prepared),
     }
 
 
-def _attempt_filters() -> dict[str, Any]:
+def _attempt_filters(prepared: bool) -> dict[str, Any]:
     """Upstream filters run once per attempt (an aggregate's own; its children's are then ignored)."""
     return _http_options(
         {
             "explicit_http_config": {"http_protocol_options": {}},
-            "http_filters": [attempt_filter(), upstream_codec()],
+            "http_filters": attempt_filters(prepared),
         }
     )
 

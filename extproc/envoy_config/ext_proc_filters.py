@@ -1,4 +1,5 @@
-"""The two ext_proc filters: the router's (downstream, decides) and the attempt's (upstream, translates).
+"""The two ext_proc filters: the router's (downstream, decides) and the attempt's (upstream, translates),
+and what stands in for the attempt's on a first try the router prepared (usage metadata, access log).
 
 Both fail closed: without the controller no request can be priced, authorised or rewritten, and a request
 sent on unrewritten would carry no credentials to a target anyway.
@@ -14,13 +15,17 @@ from extproc.envoy_config.names import (
     CONTROLLER_GRPC,
     DECISION_NAMESPACE,
     ROUTE_PHASE,
+    USAGE_NAMESPACE,
 )
-from extproc.headers import PHASE_METADATA
+from extproc.headers import ATTEMPT_HEADER, PHASE_METADATA, PREPARED_HEADER
 
 EXT_PROC = "envoy.filters.http.ext_proc"
 EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
 # Envoy waits this long for each controller reply; a decision takes well under a millisecond.
 MESSAGE_TIMEOUT = "2s"
+# Prepared attempts' access log entries: sent in batches at least this often (accounting lags by as much).
+ACCESS_LOG_FLUSH = "0.1s"
+ACCESS_LOG_BUFFER_BYTES = 16384
 
 
 def route_filter() -> dict[str, Any]:
@@ -52,6 +57,139 @@ def attempt_filter() -> dict[str, Any]:
     }
 
 
+def attempt_filters(prepared: bool) -> list[dict[str, Any]]:
+    """A cluster's upstream filters, run once per attempt: the attempt exchange and the codec. When the router's
+    ext_proc may prepare first attempts (`prepared`), the exchange is skipped on the first try of a request it
+    prepared, and the prepared mark is removed before the request leaves."""
+    if not prepared:
+        return [attempt_filter(), upstream_codec()]
+    return [skipped_when_prepared(attempt_filter()), _remove_request_header(PREPARED_HEADER), upstream_codec()]
+
+
+def skipped_when_prepared(filter_: dict[str, Any]) -> dict[str, Any]:
+    """`filter_`, skipped when the request is marked prepared and this is its first attempt (Envoy's retries
+    count up in x-envoy-attempt-count; the mark is gone by then anyway)."""
+    return {
+        "name": filter_["name"],
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "xds_matcher": {
+                "matcher_list": {
+                    "matchers": [
+                        {
+                            "predicate": {
+                                "and_matcher": {
+                                    "predicate": [_header_is(ATTEMPT_HEADER, "1"), _header_is(PREPARED_HEADER, "1")]
+                                }
+                            },
+                            "on_match": {
+                                "action": {
+                                    "name": "skip",
+                                    "typed_config": {
+                                        "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action"
+                                        ".v3.SkipFilter"
+                                    },
+                                }
+                            },
+                        }
+                    ]
+                }
+            },
+            "extension_config": filter_,
+        },
+    }
+
+
+def usage_to_metadata() -> dict[str, Any]:
+    """Envoy reads a JSON response's `usage` into dynamic metadata, for the access log of prepared attempts."""
+    return {
+        "name": "envoy.filters.http.json_to_metadata",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
+            "response_rules": {
+                # llama.cpp's server says "application/json; charset=utf-8"; Envoy compares the whole value.
+                "allow_content_types": ["application/json", "application/json; charset=utf-8"],
+                "rules": [
+                    {
+                        "selectors": [{"key": "usage"}, {"key": key}],
+                        "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key},
+                    }
+                    for key in ("prompt_tokens", "completion_tokens")
+                ]
+            },
+        },
+    }
+
+
+# Streams carry their usage in one SSE event near the end (the router asks for it: stream_options.include_usage).
+# Envoy's Lua filter reads it chunk by chunk as the chunks pass (nothing is held back) for prepared streams.
+# Lua objects from before a yield (each chunk) are stale after it, and an error would reset the client's
+# stream: every chunk asks for the stream info afresh, inside pcall.
+_STREAM_USAGE_LUA = f"""
+local USAGE = '"usage"%s*:%s*{{[^}}]-"prompt_tokens"%s*:%s*(%d+)[^}}]-"completion_tokens"%s*:%s*(%d+)'
+
+local function note_usage(handle, text)
+  local prompt, completion = string.match(text, USAGE)
+  if prompt ~= nil then
+    local metadata = handle:streamInfo():dynamicMetadata()
+    metadata:set("{USAGE_NAMESPACE}", "prompt_tokens", tonumber(prompt))
+    metadata:set("{USAGE_NAMESPACE}", "completion_tokens", tonumber(completion))
+  end
+end
+
+function envoy_on_response(handle)
+  local decision = handle:streamInfo():dynamicMetadata():get("{DECISION_NAMESPACE}")
+  local content_type = handle:headers():get("content-type") or ""
+  if decision == nil or not decision["prepared"] or not string.find(content_type, "text/event-stream", 1, true) then
+    return
+  end
+  local tail = ""
+  for chunk in handle:bodyChunks() do
+    local text = tail .. chunk:getBytes(0, chunk:length())
+    pcall(note_usage, handle, text)
+    tail = string.sub(text, -512)  -- an event split across two chunks is matched on the next one
+  end
+end
+"""
+
+
+def stream_usage_to_metadata() -> dict[str, Any]:
+    """Envoy reads a prepared stream's usage event into dynamic metadata, for its access log entry."""
+    return {
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": _STREAM_USAGE_LUA},
+        },
+    }
+
+
+def prepared_access_log() -> dict[str, Any]:
+    """Envoy's gRPC access log to the controller, only for requests whose first attempt was prepared."""
+    return {
+        "name": "envoy.access_loggers.http_grpc",
+        "filter": {
+            "metadata_filter": {
+                "matcher": {
+                    "filter": DECISION_NAMESPACE,
+                    "path": [{"key": "prepared"}],
+                    "value": {"bool_match": True},
+                }
+            }
+        },
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+            "common_config": {
+                "log_name": "llm_router",
+                "transport_api_version": "V3",
+                "grpc_service": {"envoy_grpc": {"cluster_name": CONTROLLER_GRPC}},
+                "buffer_flush_interval": ACCESS_LOG_FLUSH,
+                "buffer_size_bytes": ACCESS_LOG_BUFFER_BYTES,
+            },
+        },
+    }
+
+
 def upstream_codec() -> dict[str, Any]:
     return {
         "name": "envoy.filters.http.upstream_codec",
@@ -67,6 +205,31 @@ def disabled_on_route() -> dict[str, Any]:
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
             "disabled": True,
         }
+    }
+
+
+def _header_is(name: str, value: str) -> dict[str, Any]:
+    return {
+        "single_predicate": {
+            "input": {
+                "name": name,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
+                    "header_name": name,
+                },
+            },
+            "value_match": {"exact": value},
+        }
+    }
+
+
+def _remove_request_header(name: str) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+            "mutations": {"request_mutations": [{"remove": name}]},
+        },
     }
 
 

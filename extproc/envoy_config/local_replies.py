@@ -13,6 +13,7 @@ _ERRORS = (
     ("UO", 503, "server_error", "upstream_overflow", "The chosen target is overloaded."),
     ("UT", 504, "server_error", "upstream_timeout", "The target did not answer in time."),
     ("UC", 502, "server_error", "upstream_connection_termination", "The target closed the connection."),
+    ("UPE", 502, "server_error", "upstream_protocol_error", "The target sent a malformed response."),
 )
 
 

@@ -197,7 +197,7 @@ def _outcome_record(
         "candidates": records.candidates_view(context.get("k", ())),
         "chain": chain,
         "target": target,
-        "fallbacks": records.fallbacks(chain, seen, attempt.attempt, target or ""),
+        "fallbacks": records.fallbacks(chain, seen, attempt.attempt, target or "", bool(carried and carried.prepared)),
         "attempts": attempt.attempt,
         "status": attempt.status or None,
         "outcome": outcome,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from extproc.routing.decision import Decision
-from extproc.server.failures import CONNECT_FAILURE
+from extproc.server.failures import unseen_failure
 
 Row = list[Any]  # [target, estimated cost USD, estimated latency ms, skip reason or None]
 
@@ -64,10 +64,13 @@ def rejection_record(
     }
 
 
-def fallbacks(chain: Sequence[str], seen: dict[int, tuple[str, int]], attempt: int, target: str) -> list[dict]:
+def fallbacks(
+    chain: Sequence[str], seen: dict[int, tuple[str, int]], attempt: int, target: str, first_prepared: bool = False
+) -> list[dict]:
     """Every hop from one target to the next up to `attempt`; `seen` maps earlier attempt numbers seen here
     to (target, status). Envoy walks the chain in order, so an unseen attempt went to its chain position and
-    failed to connect (an attempt without a connection never reaches the controller)."""
+    failed to connect (an attempt without a connection never reaches the controller), or was the first
+    attempt the router prepared itself (`first_prepared`)."""
 
     def target_of(number: int) -> str:
         if number == attempt:
@@ -79,6 +82,6 @@ def fallbacks(chain: Sequence[str], seen: dict[int, tuple[str, int]], attempt: i
     hops = []
     for number in range(2, attempt + 1):
         previous = seen.get(number - 1)
-        reason = f"status_{previous[1]}" if previous and previous[1] else CONNECT_FAILURE
+        reason = f"status_{previous[1]}" if previous and previous[1] else unseen_failure(number - 1, first_prepared)
         hops.append({"from": target_of(number - 1), "to": target_of(number), "reason": reason})
     return hops

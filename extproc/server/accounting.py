@@ -38,7 +38,9 @@ class Accounting:
         usage = attempt.usage
         if usage is None:
             return None
-        self.router.guards.on_usage(target.name, attempt.expected_tokens(), usage.total_tokens)
+        expected = attempt.expected_tokens()
+        if expected is not None:
+            self.router.guards.on_usage(target.name, expected, usage.total_tokens)
         self.metrics.tokens.labels(target.family, "input").inc(usage.prompt_tokens)
         self.metrics.tokens.labels(target.family, "output").inc(usage.completion_tokens)
         prices = self.router.estimate(target, 0, 0)

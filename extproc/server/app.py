@@ -1,4 +1,5 @@
-"""The controller process: ext_proc + ext_authz gRPC server, admin HTTP server and cluster poller, one runtime."""
+"""The controller process: one gRPC server (ext_proc, ext_authz, access log), the admin HTTP server and the
+cluster poller, around one runtime."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import grpc
 from aiohttp import web
+from envoy.service.accesslog.v3.als_pb2_grpc import add_AccessLogServiceServicer_to_server
 from envoy.service.auth.v3.external_auth_pb2_grpc import add_AuthorizationServicer_to_server
 from envoy.service.ext_proc.v3.external_processor_pb2_grpc import add_ExternalProcessorServicer_to_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from extproc.auth.service import Authorization
 from extproc.clusters.poller import ClusterPoller
 from extproc.config.model import Config
+from extproc.server.access_log import AccessLog
 from extproc.server.admin import admin_app
 from extproc.server.ext_proc import ExternalProcessor
 from extproc.server.reload import ConfigWatcher
@@ -59,6 +62,7 @@ class Controller:
         self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
         add_ExternalProcessorServicer_to_server(ExternalProcessor(self.current), self._grpc)
         add_AuthorizationServicer_to_server(Authorization(self.current), self._grpc)
+        add_AccessLogServiceServicer_to_server(AccessLog(self.current), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         self._grpc.add_insecure_port(f"{host}:{self.grpc_port}")
         await self._grpc.start()

@@ -27,7 +27,7 @@ from extproc.headers import (
     TARGET_SPECIFIC_HEADERS,
 )
 from extproc.observability.observer import AttemptSeen
-from extproc.providers.base import StreamTranslator, Translator, Usage
+from extproc.providers.base import StreamTranslator, Translator, UpstreamRequest, Usage
 from extproc.providers.errors import TranslationError, openai_error
 from extproc.providers.registry import translator_for
 from extproc.routing.request import BadRequest, ChatRequest, parse_chat_request
@@ -35,7 +35,7 @@ from extproc.routing.targets import Target
 from extproc.security.signing import cluster_signature_headers
 from extproc.server import envoy_messages as msg
 from extproc.server.carried_decision import CarriedDecision, decode_decision
-from extproc.server.failures import CONNECT_FAILURE
+from extproc.server.failures import UNSEEN_FAILURES
 from extproc.server.runtime import Runtime
 
 HOST_METADATA_ATTRIBUTE = "xds.upstream_host_metadata"
@@ -51,6 +51,7 @@ class AttemptExchange:
         "attempt",
         "closed",
         "cost_usd",
+        "counted",
         "decision",
         "finished",
         "observed",
@@ -70,7 +71,8 @@ class AttemptExchange:
         self.started = time.monotonic()
         self.finished = False
         self.closed = False
-        self.sent = False  # the attempt went to its target (and counts as in flight there)
+        self.sent = False  # the attempt went to its target
+        self.counted = False  # ...and this controller counts it as in flight there
         self.target: Target | None = None
         self.decision: CarriedDecision | None = None
         self.request: ChatRequest | None = None
@@ -83,6 +85,24 @@ class AttemptExchange:
         self.observed: AttemptSeen | None = None  # the decision log's and tracing's view of this attempt
         self._translator: Translator | None = None
         self._stream: StreamTranslator | None = None
+
+    @classmethod
+    def first(
+        cls,
+        runtime: Runtime,
+        target: Target,
+        decision: CarriedDecision,
+        request_id: str,
+        tenant: str,
+        request: ChatRequest | None = None,
+    ) -> AttemptExchange:
+        """A request's first attempt, known without an upstream exchange: prepared by the router's ext_proc
+        (with the parsed `request`), or known only from Envoy's access log."""
+        attempt = cls(runtime)
+        attempt.target, attempt.decision, attempt.request_id, attempt.tenant = target, decision, request_id, tenant
+        attempt.request = request
+        attempt.sent = True
+        return attempt
 
     def handle(self, message: ep.ProcessingRequest) -> ep.ProcessingResponse:
         phase = message.WhichOneof("request")
@@ -117,18 +137,36 @@ class AttemptExchange:
             self.request = parse_chat_request(body.body)
         except BadRequest as error:
             return self._fail(error.status, error.message)
-        target = self.target
         self._note_fallback()
-        self._translator = translator_for(target.api)
         try:
-            upstream = self._translator.build_request(self.request.body, target.endpoint)
+            upstream = self.translate()
         except TranslationError as error:
-            return self._fail(400, f"{target.name} cannot serve this request: {error}")
+            return self._fail(400, f"{self.target.name} cannot serve this request: {error}")
+        set_headers = self.send(upstream)
+        return ep.ProcessingResponse(
+            request_body=ep.BodyResponse(
+                response=ep.CommonResponse(
+                    header_mutation=msg.mutation(set_headers, stale_headers(set_headers)),
+                    body_mutation=ep.BodyMutation(body=upstream.body),
+                )
+            )
+        )
+
+    def translate(self) -> UpstreamRequest:
+        """The request in the target's format (raises TranslationError when the target cannot serve it)."""
+        assert self.target is not None and self.request is not None
+        self._translator = translator_for(self.target.api)
+        return self._translator.build_request(self.request.body, self.target.endpoint)
+
+    def send(self, upstream: UpstreamRequest) -> list[tuple[str, str]]:
+        """The attempt leaves for its target: count it there; the headers that carry it (path, host, auth)."""
+        assert self.target is not None
+        target = self.target
         self.runtime.status[target.name].in_flight += 1
-        self.sent = True
+        self.sent = self.counted = True
         self.runtime.router.guards.on_send(target.name, self.expected_tokens())
         self.observed = self.runtime.observer.attempt_sent(self)
-        set_headers = [
+        return [
             (":path", upstream.path),
             (":authority", target.url.host),
             ("content-length", str(len(upstream.body))),
@@ -136,27 +174,21 @@ class AttemptExchange:
             *cluster_signature_headers(target.cluster, "POST", upstream.path, upstream.body),
             *self.observed.upstream_headers,
         ]
-        return ep.ProcessingResponse(
-            request_body=ep.BodyResponse(
-                response=ep.CommonResponse(
-                    header_mutation=msg.mutation(set_headers, _stale_headers(set_headers)),
-                    body_mutation=ep.BodyMutation(body=upstream.body),
-                )
-            )
-        )
 
     def _note_fallback(self) -> None:
         if self.attempt < 2 or self.decision is None:
             return
         for source, destination, reason in self.runtime.attempts.hops(
-            self.request_id, self.attempt, self.decision.chain
+            self.request_id, self.attempt, self.decision.chain, self.decision.prepared
         ):
             self.runtime.metrics.fallbacks.labels(source, destination, reason).inc()
-            if reason == CONNECT_FAILURE:
+            if reason in UNSEEN_FAILURES:
                 self.runtime.router.guards.on_outcome(source, None)
 
-    def expected_tokens(self) -> int:
-        assert self.request is not None
+    def expected_tokens(self) -> int | None:
+        """Tokens reserved at the target's rate limit when the attempt left (None: not sent from here)."""
+        if self.request is None:
+            return None
         router = self.runtime.config.router
         return self.request.input_tokens + (self.request.max_tokens or router.default_max_tokens)
 
@@ -171,10 +203,7 @@ class AttemptExchange:
     def _on_response_headers(self, headers: ep.HttpHeaders) -> ep.ProcessingResponse:
         assert self.target is not None and self.request is not None and self._translator is not None
         values = msg.header_map(headers)
-        self.status = int(values.get(":status", "0") or 0)
-        self.runtime.metrics.requests.labels(self.target.name, str(self.status)).inc()
-        self.runtime.attempts.response(self.request_id, self.attempt, self.status)
-        self.runtime.router.guards.on_outcome(self.target.name, self.status)
+        self._note_status(int(values.get(":status", "0") or 0))
         router_headers = self._router_headers()
         if headers.end_of_stream:
             self._finish()
@@ -195,6 +224,13 @@ class AttemptExchange:
             ),
             mode_override=mode,
         )
+
+    def _note_status(self, status: int) -> None:
+        assert self.target is not None
+        self.status = status
+        self.runtime.metrics.requests.labels(self.target.name, str(status)).inc()
+        self.runtime.attempts.response(self.request_id, self.attempt, status)
+        self.runtime.router.guards.on_outcome(self.target.name, status)
 
     def _router_headers(self) -> list[tuple[str, str]]:
         assert self.target is not None
@@ -250,17 +286,39 @@ class AttemptExchange:
         self.finished = True
         self.close()
 
+    # -- a first attempt the router's ext_proc prepared (no upstream exchange): its outcome comes logged --
+
+    def logged(self, status: int, usage: Usage | None) -> None:
+        """Envoy's access log says how the attempt ended (status 0: no response reached the client)."""
+        if status:
+            self._note_status(status)
+        self.usage = usage
+        self.finished = bool(status)
+        self.close()
+
+    def superseded(self) -> None:
+        """Envoy retried the request elsewhere: the next attempt's exchange accounts for this hop."""
+        self._release()
+
     def close(self) -> None:
         """Account for the attempt once, however it ended (completed, or cancelled by Envoy)."""
-        if not self.sent or self.target is None or self.closed:
+        if not self._release():
             return
-        self.closed = True
-        self.runtime.status[self.target.name].in_flight -= 1
         self.cost_usd = self.runtime.accounting.record(self)
         self.runtime.observer.attempt_finished(self)
 
+    def _release(self) -> bool:
+        """Stop counting the attempt as in flight at its target; False if it never went or was released."""
+        if not self.sent or self.target is None or self.closed:
+            return False
+        self.closed = True
+        if self.counted:
+            self.runtime.status[self.target.name].in_flight -= 1
+        return True
 
-def _stale_headers(setting: list[tuple[str, str]]) -> list[str]:
+
+def stale_headers(setting: list[tuple[str, str]]) -> list[str]:
+    """Target-specific headers an earlier attempt (or the client) may have left and this one does not set."""
     names = {name for name, _ in setting}
     return [h for h in TARGET_SPECIFIC_HEADERS if h not in names]
 

@@ -23,6 +23,21 @@ class CarriedDecision:
     context: dict[str, Any] | None = None  # for the decision log and tracing (extproc.observability.observer)
     arm: str | None = None  # the A/B experiment arm that chose the strategy
     cache_key: str | None = None  # where to keep the response for identical deterministic requests
+    prepared: bool = False  # the router's ext_proc rewrote the request for the first target itself
+
+    @classmethod
+    def of(
+        cls, decision: Decision, context: dict[str, Any] | None = None, cache_key: str | None = None
+    ) -> CarriedDecision:
+        return cls(
+            decision.strategy,
+            decision.reason,
+            tuple(c.target.name for c in decision.chain),
+            tuple(round(c.cost_usd, 10) for c in decision.chain),
+            context,
+            decision.arm,
+            cache_key,
+        )
 
     def estimate_for(self, target: str) -> float | None:
         try:
@@ -30,19 +45,19 @@ class CarriedDecision:
         except ValueError:
             return None
 
-
-def encode_decision(decision: Decision, context: dict[str, Any] | None = None, cache_key: str | None = None) -> str:
-    return orjson.dumps(
-        {
-            "s": decision.strategy,
-            "r": decision.reason,
-            "c": [c.target.name for c in decision.chain],
-            "e": [round(c.cost_usd, 10) for c in decision.chain],
-            "o": context,
-            "a": decision.arm,
-            "k": cache_key,
-        }
-    ).decode()
+    def encode(self) -> str:
+        return orjson.dumps(
+            {
+                "s": self.strategy,
+                "r": self.reason,
+                "c": self.chain,
+                "e": self.estimated_cost_usd,
+                "o": self.context,
+                "a": self.arm,
+                "k": self.cache_key,
+                "p": self.prepared,
+            }
+        ).decode()
 
 
 def decode_decision(value: str | None) -> CarriedDecision | None:
@@ -51,6 +66,6 @@ def decode_decision(value: str | None) -> CarriedDecision | None:
     try:
         data = orjson.loads(value)
         return CarriedDecision(str(data["s"]), str(data["r"]), tuple(data["c"]), tuple(data["e"]), data.get("o"),
-                               data.get("a"), data.get("k"))
+                               data.get("a"), data.get("k"), bool(data.get("p")))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None

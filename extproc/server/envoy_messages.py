@@ -52,10 +52,10 @@ def immediate(
     )
 
 
-def decision_metadata(encoded: str) -> Struct:
+def decision_metadata(values: dict[str, str | bool]) -> Struct:
     """The decision as dynamic metadata: it stays inside Envoy, the same for every attempt of the request."""
     struct = Struct()
-    struct.update({DECISION_NAMESPACE: {"decision": encoded}})
+    struct.update({DECISION_NAMESPACE: values})
     return struct
 
 

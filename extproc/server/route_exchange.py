@@ -3,26 +3,42 @@
 Two messages: request headers (noted; answering them keeps the route open) and the buffered body. The reply
 sets the cluster header to the decision's chain (a target cluster, or an aggregate cluster whose priorities
 are the fallbacks), clears the route cache, strips the client's credentials, and hands the decision to the
-per-attempt half as Envoy dynamic metadata. The body itself is left untouched: every attempt translates it
-afresh for its own target.
+per-attempt half as Envoy dynamic metadata (with the values of the router's response headers).
+
+A request whose first target speaks OpenAI's format, and whose response needs no change on its way back, is
+prepared here for that target (body, path, credentials) and marked so that Envoy skips the upstream attempt
+exchange on the first try: see `extproc.server.prepared`. Otherwise the body is left untouched and every
+attempt translates it afresh.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from extproc.auth.grant import grant_of, model_refusal
-from extproc.headers import CACHE_HEADER, CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, STRATEGY_HEADER
-from extproc.providers.errors import openai_error
+from extproc.envoy_config.names import CHAT_COMPLETIONS_PATH
+from extproc.headers import (
+    CACHE_HEADER,
+    CLIENT_CREDENTIAL_HEADERS,
+    CLUSTER_HEADER,
+    PREPARED_HEADER,
+    REQUEST_ID_HEADER,
+    STRATEGY_HEADER,
+)
+from extproc.providers.errors import TranslationError, openai_error
 from extproc.routing.chains import chain_cluster_name
 from extproc.routing.decision import Decision
-from extproc.routing.request import BadRequest, parse_chat_request
+from extproc.routing.request import BadRequest, ChatRequest, parse_chat_request
 from extproc.routing.router import NoTarget
 from extproc.server import envoy_messages as msg
-from extproc.server.carried_decision import encode_decision
+from extproc.server.attempt_exchange import AttemptExchange, stale_headers
+from extproc.server.carried_decision import CarriedDecision
 from extproc.server.runtime import Runtime
 
-_REMOVE_BEFORE_UPSTREAM = (*CLIENT_CREDENTIAL_HEADERS, STRATEGY_HEADER)
+_REMOVE_BEFORE_UPSTREAM = (*CLIENT_CREDENTIAL_HEADERS, STRATEGY_HEADER, PREPARED_HEADER)
+OPENAI_API = "openai"
 
 
 class RouteExchange:
@@ -92,20 +108,56 @@ class RouteExchange:
         if decision.arm is not None and self.runtime.split is not None:
             experiment = self.runtime.split.experiment.name
             self.runtime.metrics.experiment_requests.labels(experiment, decision.arm, primary.name).inc()
-        set_headers = [
-            (CLUSTER_HEADER, chain_cluster_name([c.target.name for c in decision.chain])),
-        ]
+        carried = CarriedDecision.of(decision, self.runtime.observer.decided(self.seen, decision), cache_key)
+        set_headers = [(CLUSTER_HEADER, chain_cluster_name(carried.chain))]
+        remove: list[str] | tuple[str, ...] = _REMOVE_BEFORE_UPSTREAM
+        body_mutation = None
+        preparing = self.runtime.config.prepares_first_attempts and not cache_key
+        prepared = self._prepare(request, carried) if preparing else None
+        if prepared is not None:
+            upstream_headers, body_mutation = prepared
+            set_headers += [*upstream_headers, (PREPARED_HEADER, "1")]
+            remove = [*stale_headers(set_headers), STRATEGY_HEADER]
+            carried = replace(carried, prepared=True)
+        metadata: dict[str, str | bool] = {
+            "decision": carried.encode(),
+            "prepared": carried.prepared,
+            "reason": decision.reason,
+            "estimate": f"{decision.primary.cost_usd:.8f}",
+        }
+        if decision.arm is not None:
+            metadata["arm"] = decision.arm
         return ep.ProcessingResponse(
             request_body=ep.BodyResponse(
                 response=ep.CommonResponse(
-                    header_mutation=msg.mutation(set_headers, _REMOVE_BEFORE_UPSTREAM),
+                    header_mutation=msg.mutation(set_headers, remove),
+                    body_mutation=body_mutation,
                     clear_route_cache=True,
                 )
             ),
-            dynamic_metadata=msg.decision_metadata(
-                encode_decision(decision, self.runtime.observer.decided(self.seen, decision), cache_key)
-            ),
+            dynamic_metadata=msg.decision_metadata(metadata),
         )
+
+    def _prepare(
+        self, request: ChatRequest, carried: CarriedDecision
+    ) -> tuple[list[tuple[str, str]], ep.BodyMutation] | None:
+        """The first attempt rewritten here, when its target speaks OpenAI's format and the response goes to
+        the client unchanged (a stream only if the client asked for its usage event, which the router needs
+        and would otherwise remove): the headers to set and the body."""
+        target = self.runtime.router.by_name[carried.chain[0]]
+        request_id = self.seen.headers.get(REQUEST_ID_HEADER)
+        if (request.stream and not request.include_usage) or target.api != OPENAI_API or not request_id:
+            return None
+        attempt = AttemptExchange.first(self.runtime, target, carried, request_id, self.seen.tenant, request)
+        try:
+            upstream = attempt.translate()
+        except TranslationError:
+            return None  # the attempt exchange answers with the reason
+        if upstream.path != CHAT_COMPLETIONS_PATH:
+            return None  # the route matches this path only
+        headers = attempt.send(upstream)
+        self.runtime.prepared.add(request_id, attempt)
+        return headers, ep.BodyMutation(body=upstream.body)
 
     def _strategy(self) -> tuple[str, str | None]:
         """The strategy for this request and the A/B arm that chose it (the override header wins)."""

@@ -14,6 +14,7 @@ from extproc.routing.response_cache import ResponseCache
 from extproc.routing.router import Router
 from extproc.server.accounting import Accounting
 from extproc.server.failures import AttemptLog
+from extproc.server.prepared import PreparedAttempts
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class Runtime:
 
     cache: ResponseCache
     split: ExperimentSplit | None  # the A/B experiment, when one is configured
+    prepared: PreparedAttempts  # first attempts the router's ext_proc sent on, until Envoy logs their end
 
     @classmethod
     def build(cls, config: Config, previous: Runtime | None = None) -> Runtime:
@@ -42,4 +44,5 @@ class Runtime:
         observer = Observer(config, metrics, router.targets, previous.observer if previous else None)
         return cls(config, router, status, metrics, Accounting(metrics, router, gate), AttemptLog(), gate, observer,
                    ResponseCache(config.cache),
-                   ExperimentSplit(config.experiment) if config.experiment else None)
+                   ExperimentSplit(config.experiment) if config.experiment else None,
+                   previous.prepared if previous else PreparedAttempts(config.server.request_timeout or 300.0))

@@ -49,6 +49,12 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- $_ := set $server "controllerHost" "127.0.0.1" -}}
 {{- $_ := set $server "controllerBindHost" "0.0.0.0" -}}
 {{- $_ := set $config "server" $server -}}
+{{- if eq .Values.mode "mesh" -}}
+{{- /* Istio's proxies send no access log to the controller that routed a request: every response passes it. */ -}}
+{{- $router := $config.router | default dict -}}
+{{- $_ := set $router "responsesThroughController" true -}}
+{{- $_ := set $config "router" $router -}}
+{{- end -}}
 {{- include "llm-router.checkAuth" . -}}
 {{- if .Values.auth.enabled -}}
 {{- $auth := dict "enabled" true "keysFile" (include "llm-router.keysFile" .) -}}

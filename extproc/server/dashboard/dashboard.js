@@ -86,6 +86,18 @@ async function poll() {
   }
 }
 
+// The actual cost of a request whose response did not pass the controller: from its decision record, which
+// follows the response by a few milliseconds (Envoy's access log brings the usage).
+async function loggedCost(requestId) {
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const response = await fetch("/v1/router/stats", { cache: "no-store" });
+    const record = response.ok ? ((await response.json()).recent || []).find((d) => d.request_id === requestId) : null;
+    if (record && record.cost_usd !== null) return String(record.cost_usd);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return "–";
+}
+
 async function play(event) {
   event.preventDefault();
   const body = {
@@ -106,6 +118,7 @@ async function play(event) {
   $("play-estimated").textContent = header("x-llm-router-estimated-cost-usd");
   $("play-cost").textContent = header("x-llm-router-cost-usd");
   $("play-request-id").textContent = header("x-request-id");
+  if (!response.headers.get("x-llm-router-cost-usd")) loggedCost(header("x-request-id")).then((cost) => ($("play-cost").textContent = cost));
   $("play-answer").textContent = reply.choices ? reply.choices[0].message.content : JSON.stringify(reply.error || reply);
   const explained = await fetch("/v1/router/explain", { method: "POST", headers, body: JSON.stringify(body) });
   const why = await explained.json();
