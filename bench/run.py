@@ -51,7 +51,7 @@ from bench.streaming import measure_stream
 from bench.wrk import finish_wrk, lua_script, run_wrk, start_wrk
 
 SECTIONS = ("table", "streaming", "large", "soak", "profile")
-SYSTEM_KEYS = ("envoy", "minimal", "controller", "litellm1", "litellm2")
+SYSTEM_KEYS = ("envoy", "minimal", "controller", "controller2", "litellm1", "litellm2")
 SOAK_SAMPLE_EVERY = 10_000
 COMPLETED = "http.llm_router.downstream_rq_completed"
 
@@ -179,6 +179,7 @@ class Bench:
         yield "envoy", lambda: systems.envoy_alone(wd, product, upstream)
         yield "minimal", lambda: systems.envoy_minimal(wd, product, upstream)
         yield "controller", lambda: systems.envoy_controller(wd, upstream)
+        yield "controller2", lambda: systems.envoy_controller(wd, upstream, "controller2", workers=2)
         binary = systems.litellm_binary(self.args.litellm)
         for workers in (1, 2):
             key = f"litellm{workers}"

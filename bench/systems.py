@@ -401,8 +401,9 @@ def envoy_minimal(workdir: Path, product: dict[str, Any], upstream: Upstream) ->
 
 
 @contextmanager
-def envoy_controller(workdir: Path, upstream: Upstream, name: str = "controller") -> Iterator[System]:
-    """The product: `llm-router serve` plus Envoy on the bootstrap `llm-router envoy-config` rendered."""
+def envoy_controller(workdir: Path, upstream: Upstream, name: str = "controller", workers: int = 1) -> Iterator[System]:
+    """The product: `llm-router serve [--workers N]` plus Envoy on the bootstrap `llm-router envoy-config` rendered
+    (CPU and RSS of several workers summed over the supervisor's process tree)."""
     workdir = workdir / name
     workdir.mkdir(parents=True, exist_ok=True)
     document = router_document(upstream.url)
@@ -411,6 +412,7 @@ def envoy_controller(workdir: Path, upstream: Upstream, name: str = "controller"
     product = render_product_bootstrap(config, workdir / "envoy-product.yaml")
     http_port = document["server"]["httpPort"]
     command = [sys.executable, "-m", "extproc.cli", "--log-level", "warning", "serve", "--config", str(config)]
+    command += ["--workers", str(workers)] if workers > 1 else []
     with managed("llm-router serve", command, workdir / "controller.log") as controller:
         wait_http(f"http://127.0.0.1:{http_port}/health", controller, 30)
         # The product bootstrap as rendered: only its listener and admin ports move to fresh ones.
@@ -419,9 +421,9 @@ def envoy_controller(workdir: Path, upstream: Upstream, name: str = "controller"
             wait_http(url, process.process, 15, "POST", CHAT_REQUEST_BYTES)
             assert controller.pid is not None
             yield System(
-                "envoy+controller",
+                "envoy+controller" if workers == 1 else f"envoy+controller {workers}w",
                 url,
-                [_envoy_watched(process), Watched("controller", controller.pid), upstream.watched()],
+                [_envoy_watched(process), Watched("controller", controller.pid, workers > 1), upstream.watched()],
                 admin,
             )
 

@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="serve on the ports of server.replicas[N-1] (0: the main grpcPort/httpPort)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="controller processes sharing the ports (SO_REUSEPORT), e.g. one per core",
+    )
     add_role_option(serve)
     calibrate = commands.add_parser(
         "calibrate", help="Find the complexityThreshold that sends a given share of prompts to the premium tier.",
@@ -139,7 +145,27 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.replica <= len(config.server.replicas):
         print(f"--replica {args.replica}: the config has {len(config.server.replicas)} extra replicas", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print(f"--workers {args.workers}: at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        from extproc.server.workers import serve_workers
+
+        return serve_workers(args.workers, _without_option(sys.argv[1:], "--workers"))
     return _run_until_signalled(lambda stop: serve_forever(config, stop, args.replica, args.config))
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """`argv` without `option` and its value (`--opt V` or `--opt=V`)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out
 
 
 def _up(args: argparse.Namespace) -> int:

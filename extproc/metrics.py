@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from functools import partial
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Gauge as _Gauge
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# Set (by `serve --workers`) for several controller processes: their metrics are summed through this directory.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Gauges are set when /metrics is scraped (or per cluster poll): the worker that set one last is right.
+Gauge = partial(_Gauge, multiprocess_mode="mostrecent")
 
 
 class Memo:
@@ -31,7 +40,10 @@ class Memo:
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        r: CollectorRegistry | None = self.registry
+        if MULTIPROCESS_DIR_ENV in os.environ:  # metrics live in shared files; the registry reads them all
+            MultiProcessCollector(self.registry)
+            r = None
         self.routing_decisions = Memo(
             Counter(
                 "llm_router_routing_decisions",

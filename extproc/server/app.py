@@ -23,6 +23,7 @@ from extproc.server.admin import admin_app
 from extproc.server.ext_proc import ExternalProcessor
 from extproc.server.reload import ConfigWatcher
 from extproc.server.runtime import Runtime
+from extproc.server.workers import is_worker
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Controller:
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._http = web.AppRunner(admin_app(self.current, self.draining), access_log=None)
         await self._http.setup()
-        await web.TCPSite(self._http, host, self.http_port).start()
+        await web.TCPSite(self._http, host, self.http_port, reuse_port=is_worker()).start()
         self._start_poller()
         if self._watcher:
             self._watcher.start()
