@@ -138,9 +138,12 @@ local function note_usage(handle, text)
 end
 
 function envoy_on_response(handle)
-  local decision = handle:streamInfo():dynamicMetadata():get("{DECISION_NAMESPACE}")
   local content_type = handle:headers():get("content-type") or ""
-  if decision == nil or not decision["prepared"] or not string.find(content_type, "text/event-stream", 1, true) then
+  if not string.find(content_type, "text/event-stream", 1, true) then
+    return
+  end
+  local decision = handle:streamInfo():dynamicMetadata():get("{DECISION_NAMESPACE}")
+  if decision == nil or not decision["prepared"] then
     return
   end
   local tail = ""
