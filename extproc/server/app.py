@@ -12,7 +12,6 @@ import grpc
 from aiohttp import web
 from envoy.service.accesslog.v3.als_pb2_grpc import add_AccessLogServiceServicer_to_server
 from envoy.service.auth.v3.external_auth_pb2_grpc import add_AuthorizationServicer_to_server
-from envoy.service.ext_proc.v3.external_processor_pb2_grpc import add_ExternalProcessorServicer_to_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc.auth.service import Authorization
@@ -21,6 +20,7 @@ from extproc.config.model import Config
 from extproc.server.access_log import AccessLog
 from extproc.server.admin import admin_app
 from extproc.server.ext_proc import ExternalProcessor
+from extproc.server.memory import add_ext_proc_servicer
 from extproc.server.reload import ConfigWatcher
 from extproc.server.runtime import Runtime
 from extproc.server.workers import is_worker
@@ -61,7 +61,7 @@ class Controller:
         config = self.runtime.config
         host = config.server.controller_bind_host or config.server.controller_host
         self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
-        add_ExternalProcessorServicer_to_server(ExternalProcessor(self.current), self._grpc)
+        add_ext_proc_servicer(ExternalProcessor(self.current), self._grpc)
         add_AuthorizationServicer_to_server(Authorization(self.current), self._grpc)
         add_AccessLogServiceServicer_to_server(AccessLog(self.current), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
