@@ -320,8 +320,15 @@ def test_every_metric_of_the_dashboard_and_alerts_is_in_a_real_scrape(observed: 
 
 
 def test_cost_metrics_add_up_to_the_decision_log(observed: Observed) -> None:
-    samples = scrape(observed.stack)
-    records = [json.loads(line) for line in observed.log.read_text().splitlines()]
+    def settled() -> tuple[dict[str, dict], list[dict]] | None:
+        """Metrics and log read while no record arrived (earlier requests' access-log entries come batched)."""
+        before = observed.log.read_text()
+        samples = scrape(observed.stack)
+        if observed.log.read_text() != before:
+            return None
+        return samples, [json.loads(line) for line in before.splitlines()]
+
+    samples, records = wait_for(settled, "a moment without new decision records")
     baseline = sum(r["baseline_cost_usd"] or 0 for r in records)
     assert sum(samples["llm_router_baseline_cost_usd_total"].values()) == pytest.approx(baseline)
     spend = sum(r["cost_usd"] or 0 for r in records)
