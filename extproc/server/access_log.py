@@ -17,10 +17,11 @@ from envoy.service.accesslog.v3.als_pb2_grpc import AccessLogServiceServicer
 from google.protobuf.struct_pb2 import Struct
 
 from extproc.auth.grant import grant_in
-from extproc.envoy_config.names import DECISION_NAMESPACE, USAGE_NAMESPACE
+from extproc.envoy_config.names import USAGE_NAMESPACE
 from extproc.providers.base import Usage
 from extproc.server.attempt_exchange import AttemptExchange
 from extproc.server.carried_decision import decode_decision
+from extproc.server.envoy_messages import decision_in
 from extproc.server.runtime import Runtime
 
 
@@ -65,9 +66,7 @@ def usage_in(metadata: Mapping[str, Struct]) -> Usage | None:
 
 def _known_from_log(runtime: Runtime, request_id: str, metadata: Mapping[str, Struct]) -> AttemptExchange | None:
     """A prepared attempt this controller does not hold (it restarted meanwhile): account for it all the same."""
-    namespace = metadata.get(DECISION_NAMESPACE)
-    carried = namespace.fields.get("decision") if namespace is not None else None
-    decision = decode_decision(carried.string_value) if carried is not None else None
+    decision = decode_decision(decision_in(metadata))
     target = runtime.router.by_name.get(decision.chain[0]) if decision is not None and decision.chain else None
     if decision is None or target is None:
         return None

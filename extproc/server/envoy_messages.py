@@ -5,7 +5,7 @@ Header values always go in `raw_value`: Envoy ignores `value` in ext_proc mutati
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
@@ -60,6 +60,11 @@ def decision_metadata(values: dict[str, str | bool]) -> Struct:
 
 
 def decision_from_metadata(message: ep.ProcessingRequest) -> str | None:
-    namespace = message.metadata_context.filter_metadata.get(DECISION_NAMESPACE)
+    return decision_in(message.metadata_context.filter_metadata)
+
+
+def decision_in(filter_metadata: Mapping[str, Struct]) -> str | None:
+    """The encoded decision in Envoy dynamic metadata (an ext_proc message's, or an access log entry's)."""
+    namespace = filter_metadata.get(DECISION_NAMESPACE)
     value = namespace.fields.get("decision") if namespace is not None else None
     return value.string_value if value is not None else None
