@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from extproc.config.loader import parse_config
+from extproc.envoy_config.bootstrap import render_bootstrap_yaml
+from extproc.local.envoy_process import EnvoyProcess
 from extproc.local.llama_server import free_port
 from extproc.local.process import ManagedProcess
 
@@ -107,3 +110,19 @@ def run_stack(
         yield stack
     finally:
         process.stop(grace=10)
+
+
+@contextmanager
+def run_envoy(document: dict, workdir: Path) -> Iterator[str]:
+    """Envoy alone (no `up`: only what the caller started, if anything, behind it) on the bootstrap rendered for
+    `document` into `workdir`; yields its listener's URL once Envoy's admin `/ready` answers."""
+    config = parse_config(document, env={})
+    bootstrap = workdir / "envoy.yaml"
+    bootstrap.write_text(render_bootstrap_yaml(config))
+    envoy = EnvoyProcess(bootstrap, config.server.envoy_admin_port, workdir / "envoy.log")
+    envoy.start()
+    try:
+        wait_until_ready(envoy.wait_ready())
+        yield f"http://127.0.0.1:{config.server.port}"
+    finally:
+        envoy.stop()

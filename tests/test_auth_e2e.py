@@ -17,10 +17,7 @@ import pytest
 import yaml
 
 from extproc.auth.config import hash_key
-from extproc.config.loader import parse_config
-from extproc.envoy_config.bootstrap import render_bootstrap_yaml
-from extproc.local.envoy_process import EnvoyProcess
-from tests.stack_runner import RunningStack, local_cluster, run_stack, stack_document, wait_for
+from tests.stack_runner import RunningStack, local_cluster, run_envoy, run_stack, stack_document, wait_for
 from tests.standins.anthropic_standin import AnthropicStandIn
 from tests.standins.base import StandIn, serve_in_thread
 from tests.standins.openai_standin import OpenAIStandIn
@@ -267,23 +264,13 @@ async def test_without_the_controller_auth_fails_closed(tmp_path: Path) -> None:
     """Envoy alone: the key check cannot be made, so nothing goes through (an OpenAI-shaped 503)."""
     document = stack_document([], [{"name": "openai", "type": "openai", "apiKey": "k", "defaultModel": "gpt-4o-mini"}])
     document["auth"] = {"enabled": True, "keys": [key_entry("main", "acme")]}
-    config = parse_config(document, env={})
-    bootstrap = tmp_path / "envoy.yaml"
-    bootstrap.write_text(render_bootstrap_yaml(config))
-    envoy = EnvoyProcess(bootstrap, config.server.envoy_admin_port, tmp_path / "envoy.log")
-    envoy.start()
-    try:
-        await envoy.wait_ready()
+    with run_envoy(document, tmp_path) as url:
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(
-                f"http://127.0.0.1:{config.server.port}/v1/chat/completions",
-                json=HI,
-                headers={"authorization": f"Bearer {CLIENT_KEYS['main']}"},
+                f"{url}/v1/chat/completions", json=HI, headers={"authorization": f"Bearer {CLIENT_KEYS['main']}"}
             )
         assert response.status_code == 503, response.text
         assert response.json()["error"]["code"] == "router_unavailable"
-    finally:
-        envoy.stop()
 
 
 def test_spend_is_labelled_anonymous_when_auth_is_off(stack: RunningStack) -> None:

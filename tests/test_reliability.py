@@ -16,12 +16,9 @@ import httpx
 import pytest
 import yaml
 
-from extproc.config.loader import parse_config
-from extproc.envoy_config.bootstrap import render_bootstrap_yaml
-from extproc.local.envoy_process import EnvoyProcess
 from extproc.local.llama_server import free_port
 from tests.cluster_helpers import health
-from tests.stack_runner import RunningStack, local_cluster, run_stack, stack_document, wait_for
+from tests.stack_runner import RunningStack, local_cluster, run_envoy, run_stack, stack_document, wait_for
 from tests.standins.base import serve_in_thread
 from tests.standins.gemini_standin import GeminiStandIn
 from tests.standins.openai_standin import OpenAIStandIn
@@ -183,21 +180,11 @@ def test_two_controller_replicas_one_stopped_under_load_loses_no_request(tmp_pat
 def test_with_no_controller_envoy_fails_closed_with_an_openai_shaped_error(tmp_path: Path) -> None:
     """The documented choice: no controller, no routing (a request could not be priced, authorised or rewritten)."""
     document = stack_document([local_cluster("local-aws", 0.0928)])
-    config = parse_config(document, env={})
-    bootstrap = tmp_path / "envoy.yaml"
-    bootstrap.write_text(render_bootstrap_yaml(config))
-    envoy = EnvoyProcess(bootstrap, config.server.envoy_admin_port, tmp_path / "envoy.log")
-    envoy.start()
-    try:
-        import asyncio
-
-        asyncio.run(envoy.wait_ready())
-        response = chat(f"http://127.0.0.1:{config.server.port}", timeout=30)
+    with run_envoy(document, tmp_path) as url:
+        response = chat(url, timeout=30)
         print(f"no controller -> {response.status_code} {response.text}")
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "router_unavailable"
-    finally:
-        envoy.stop()
 
 
 def test_config_reload_under_load_loses_no_request(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,8 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from extproc.local.envoy_process import EnvoyProcess
-from tests.stack_runner import stack_document, wait_for
+from tests.stack_runner import run_envoy, stack_document, wait_for
 from tests.standins.base import serve_in_thread
 from tests.standins.openai_standin import OpenAIStandIn
 
@@ -35,23 +33,16 @@ def workers(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]
         document = stack_document([], [{**provider, "baseUrl": openai.base_url}])
         config = tmp_path / "router.yaml"
         config.write_text(yaml.safe_dump(document))
-        bootstrap = tmp_path / "envoy.yaml"
-        subprocess.run([sys.executable, "-m", "extproc.cli", "envoy-config", "-c", str(config), "-o", str(bootstrap)],
-                       check=True)
         log = (tmp_path / "controller.log").open("wb")
         command = [sys.executable, "-m", "extproc.cli", "serve", "--config", str(config), "--workers", "2"]
         supervisor = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-        server = document["server"]
-        admin = f"http://127.0.0.1:{server['httpPort']}"
-        envoy = EnvoyProcess(bootstrap, server["envoyAdminPort"], tmp_path / "envoy.log")
+        admin = f"http://127.0.0.1:{document['server']['httpPort']}"
         try:
             wait_for(lambda: len(children(supervisor.pid)) == 2, "two workers")
             wait_for(lambda: _ok(f"{admin}/livez"), "a worker's admin port")
-            envoy.start()
-            asyncio.run(envoy.wait_ready())
-            yield f"http://127.0.0.1:{server['port']}", admin, supervisor
+            with run_envoy(document, tmp_path) as url:
+                yield url, admin, supervisor
         finally:
-            envoy.stop()
             if supervisor.poll() is None:
                 supervisor.send_signal(signal.SIGTERM)
                 supervisor.wait(30)
