@@ -88,14 +88,21 @@ def test_a_plain_request_to_a_cluster_is_rewritten_in_the_routers_reply() -> Non
     headers = set_headers(reply)
     body = reply.request_body.response.body_mutation.body
     assert headers[PREPARED_HEADER] == "1"
-    assert headers[":path"] == "/v1/chat/completions"
+    assert ":path" not in headers  # already the target's path
     assert headers["content-length"] == str(len(body))
     assert orjson.loads(body)["model"] == "local"
-    assert "authorization" in reply.request_body.response.header_mutation.remove_headers
+    removed = reply.request_body.response.header_mutation.remove_headers
+    assert "authorization" in removed
+    assert "x-api-key" not in removed  # only the credentials the request carries are removed
     metadata = reply.dynamic_metadata.fields[DECISION_NAMESPACE].struct_value.fields
     assert metadata["prepared"].bool_value is True
     assert decode_decision(metadata["decision"].string_value).prepared
     assert rt.status["cheap"].in_flight == 1 and len(rt.prepared) == 1
+
+
+def test_a_path_with_a_query_string_is_set_to_the_targets_path() -> None:
+    reply = route(runtime(), chat(), **{":path": "/v1/chat/completions?api-version=1"})
+    assert set_headers(reply)[":path"] == "/v1/chat/completions"
 
 
 def test_a_provider_first_attempt_gets_the_providers_key_and_not_the_clients() -> None:
@@ -116,7 +123,7 @@ def test_requests_whose_response_needs_the_controller_are_left_to_the_attempt_ex
     strategy: str, body: dict[str, Any], router: dict[str, Any]
 ) -> None:
     rt = runtime(strategy, **router)
-    reply = route(rt, body)
+    reply = route(rt, body, **{PREPARED_HEADER: "1"})  # a client's own mark must not skip the attempt exchange
     assert PREPARED_HEADER in reply.request_body.response.header_mutation.remove_headers
     assert not reply.request_body.response.HasField("body_mutation")
     assert rt.status["cheap"].in_flight == 0 and len(rt.prepared) == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from extproc.config.model import ClusterConfig, Config, Limits, ProviderConfig, Url
@@ -40,10 +40,10 @@ class Target:
     tokens_per_second: float  # declared generation speed (clusters) or the provider prior
     limits: Limits
     cluster: ClusterConfig | None = None
+    is_cluster: bool = field(init=False)  # read several times per candidate on every decision
 
-    @property
-    def is_cluster(self) -> bool:
-        return self.kind is Kind.CLUSTER
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_cluster", self.kind is Kind.CLUSTER)
 
 
 def envoy_cluster_name(target_name: str) -> str:

@@ -56,6 +56,7 @@ class AttemptExchange:
         "finished",
         "observed",
         "request",
+        "request_headers",
         "request_id",
         "runtime",
         "sent",
@@ -76,6 +77,7 @@ class AttemptExchange:
         self.target: Target | None = None
         self.decision: CarriedDecision | None = None
         self.request: ChatRequest | None = None
+        self.request_headers: dict[str, str] = {}  # as this attempt's exchange received them
         self.attempt = 1
         self.request_id = ""
         self.status = 0
@@ -120,7 +122,7 @@ class AttemptExchange:
     # -- request ---------------------------------------------------------------------------------------
 
     def _on_request_headers(self, message: ep.ProcessingRequest) -> ep.ProcessingResponse:
-        headers = msg.header_map(message.request_headers)
+        self.request_headers = headers = msg.header_map(message.request_headers)
         self.decision = decode_decision(msg.decision_from_metadata(message))
         self.tenant = grant_of(message).tenant
         self.attempt = int(headers.get(ATTEMPT_HEADER, "1") or 1)
@@ -143,10 +145,13 @@ class AttemptExchange:
         except TranslationError as error:
             return self._fail(400, f"{self.target.name} cannot serve this request: {error}")
         set_headers = self.send(upstream)
+        present = self.request_headers
         return ep.ProcessingResponse(
             request_body=ep.BodyResponse(
                 response=ep.CommonResponse(
-                    header_mutation=msg.mutation(set_headers, stale_headers(set_headers)),
+                    header_mutation=msg.mutation(
+                        msg.changes(set_headers, present), msg.removals(stale_headers(set_headers), present)
+                    ),
                     body_mutation=ep.BodyMutation(body=upstream.body),
                 )
             )

@@ -29,13 +29,22 @@ def header_map(headers: ep.HttpHeaders) -> dict[str, str]:
 
 
 def mutation(set_headers: Iterable[tuple[str, str]] = (), remove: Iterable[str] = ()) -> ep.HeaderMutation:
-    return ep.HeaderMutation(
-        set_headers=[
-            HeaderValueOption(header=HeaderValue(key=k, raw_value=v.encode("latin-1")), append_action=OVERWRITE)
-            for k, v in set_headers
-        ],
-        remove_headers=list(remove),
-    )
+    built = ep.HeaderMutation(remove_headers=remove)
+    add = built.set_headers.add  # filling in place: about half the cost of constructing each option
+    for key, value in set_headers:
+        add(header=HeaderValue(key=key, raw_value=value.encode("latin-1")), append_action=OVERWRITE)
+    return built
+
+
+def changes(set_headers: Iterable[tuple[str, str]], present: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The headers to set that the request does not already carry with that value (content-length always: a
+    replaced body needs it restated)."""
+    return [(key, value) for key, value in set_headers if key == "content-length" or present.get(key) != value]
+
+
+def removals(names: Iterable[str], present: Mapping[str, str]) -> list[str]:
+    """Those of `names` the request carries: removing an absent header is work for nothing, twice."""
+    return [name for name in names if name in present]
 
 
 def immediate(
@@ -55,7 +64,12 @@ def immediate(
 def decision_metadata(values: dict[str, str | bool]) -> Struct:
     """The decision as dynamic metadata: it stays inside Envoy, the same for every attempt of the request."""
     struct = Struct()
-    struct.update({DECISION_NAMESPACE: values})
+    fields = struct.fields[DECISION_NAMESPACE].struct_value.fields  # in place: Struct.update is pure Python
+    for key, value in values.items():
+        if isinstance(value, bool):
+            fields[key].bool_value = value
+        else:
+            fields[key].string_value = value
     return struct
 
 

@@ -109,15 +109,16 @@ class RouteExchange:
             experiment = self.runtime.split.experiment.name
             self.runtime.metrics.experiment_requests.labels(experiment, decision.arm, primary.name).inc()
         carried = CarriedDecision.of(decision, self.runtime.observer.decided(self.seen, decision), cache_key)
+        present = self.seen.headers
         set_headers = [(CLUSTER_HEADER, chain_cluster_name(carried.chain))]
-        remove: list[str] | tuple[str, ...] = _REMOVE_BEFORE_UPSTREAM
+        remove: tuple[str, ...] = _REMOVE_BEFORE_UPSTREAM
         body_mutation = None
         preparing = self.runtime.config.prepares_first_attempts and not cache_key
         prepared = self._prepare(request, carried) if preparing else None
         if prepared is not None:
             upstream_headers, body_mutation = prepared
-            set_headers += [*upstream_headers, (PREPARED_HEADER, "1")]
-            remove = [*stale_headers(set_headers), STRATEGY_HEADER]
+            remove = (*stale_headers(upstream_headers), STRATEGY_HEADER)
+            set_headers += [*msg.changes(upstream_headers, present), (PREPARED_HEADER, "1")]
             carried = replace(carried, prepared=True)
         metadata: dict[str, str | bool] = {
             "decision": carried.encode(),
@@ -130,7 +131,7 @@ class RouteExchange:
         return ep.ProcessingResponse(
             request_body=ep.BodyResponse(
                 response=ep.CommonResponse(
-                    header_mutation=msg.mutation(set_headers, remove),
+                    header_mutation=msg.mutation(set_headers, msg.removals(remove, present)),
                     body_mutation=body_mutation,
                     clear_route_cache=True,
                 )
