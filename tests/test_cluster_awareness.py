@@ -41,6 +41,12 @@ def target_of(url: str, body: dict = SMALL) -> str:
     return response.headers["x-llm-router-target"]
 
 
+def settled(url: str, cluster: str) -> None:
+    """Wait until the request just answered by `cluster` is no longer counted in flight there (a prepared
+    request is closed by Envoy's access log, batched every 100 ms), so that the counts below are the held ones."""
+    wait_for(lambda: health(url)["clusters"][cluster]["in_flight"] == 0, f"{cluster}: the last request closed")
+
+
 def test_queue_spills_to_the_next_cluster_then_external_and_back(tmp_path: Path, openai_standin: OpenAIStandIn) -> None:
     with llama_servers(SLOW, tmp_path, count=2) as (cheap_server, dear_server):
         document = stack_document(
@@ -54,11 +60,13 @@ def test_queue_spills_to_the_next_cluster_then_external_and_back(tmp_path: Path,
         )
         with run_stack(document, tmp_path / "stack") as stack, ThreadPoolExecutor(8) as pool:
             assert target_of(stack.url) == "local-aws", "the cheaper cluster at idle"
+            settled(stack.url, "local-aws")
 
             held = [pool.submit(chat, stack.url, LONG) for _ in range(3)]
             wait_for(lambda: health(stack.url)["clusters"]["local-aws"]["in_flight"] == 3, "3 on local-aws")
             assert health(stack.url)["clusters"]["local-aws"]["queue_depth"] == 2
             assert target_of(stack.url) == "local-gcp", "spilled over to the other cluster"
+            settled(stack.url, "local-gcp")
 
             held += [pool.submit(chat, stack.url, LONG) for _ in range(3)]
             wait_for(lambda: health(stack.url)["clusters"]["local-gcp"]["in_flight"] == 3, "3 on local-gcp")
