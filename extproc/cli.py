@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_role_option(serve)
     calibrate = commands.add_parser(
-        "calibrate", help="Find the complexityThreshold that sends a given share of prompts to the premium tier.",
-        description="Find the complexityThreshold that sends a given share of prompts to the premium tier.")
+        "calibrate",
+        help="Find the complexityThreshold that sends a given share of prompts to the premium tier.",
+        description="Find the complexityThreshold that sends a given share of prompts to the premium tier.",
+    )
     calibrate.add_argument("--prompts", type=Path, required=True, help="JSONL: one {prompt|messages} per line")
     calibrate.add_argument("--premium-share", type=float, required=True, help="e.g. 0.2 for 20%%")
     calibrate.add_argument("--cheap-price", type=float, help="$/1K tokens of the cheap tier (for the cost split)")

@@ -19,6 +19,7 @@ def test_example_bootstrap_is_current() -> None:
 
 
 def test_example_bootstrap_passes_envoy_validate() -> None:
-    result = subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(EXAMPLE)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(envoy_binary()), "--mode", "validate", "-c", str(EXAMPLE)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

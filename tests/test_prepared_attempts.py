@@ -140,9 +140,12 @@ def test_a_translated_first_target_is_left_to_the_attempt_exchange() -> None:
     rt = runtime("external_first")
     rt.status["openai"].healthy = False
     reply = route(rt, chat())
-    assert decode_decision(
-        reply.dynamic_metadata.fields[DECISION_NAMESPACE].struct_value.fields["decision"].string_value
-    ).chain[0] == "claude"
+    assert (
+        decode_decision(
+            reply.dynamic_metadata.fields[DECISION_NAMESPACE].struct_value.fields["decision"].string_value
+        ).chain[0]
+        == "claude"
+    )
     assert not reply.request_body.response.HasField("body_mutation")
 
 

@@ -115,7 +115,7 @@ def usage_to_metadata() -> dict[str, Any]:
                         "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key},
                     }
                     for key in ("prompt_tokens", "completion_tokens")
-                ]
+                ],
             },
         },
     }

@@ -22,15 +22,19 @@ def tier_thresholds(complexity_threshold: float | None) -> Thresholds:
     if complexity_threshold is None:
         return DEFAULT_THRESHOLDS
     cut = min(max(complexity_threshold, 0.002), 0.998)
-    return Thresholds(medium=min(DEFAULT_THRESHOLDS.medium, cut / 2), complex=cut,
-                      reasoning=max(DEFAULT_THRESHOLDS.reasoning, (cut + 1) / 2))
+    return Thresholds(
+        medium=min(DEFAULT_THRESHOLDS.medium, cut / 2),
+        complex=cut,
+        reasoning=max(DEFAULT_THRESHOLDS.reasoning, (cut + 1) / 2),
+    )
 
 
 class NoTarget(Exception):
     """No target can take the request; `status` says whose fault that is (400 the client's, 503 ours)."""
 
-    def __init__(self, message: str, status: int, code: str, decision: Decision,
-                 retry_after: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int, code: str, decision: Decision, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.message = message
@@ -75,7 +79,9 @@ class Router:
             raise BadRequest(
                 f"The model `{model}` does not exist or is not served by this router. Use `auto` to let the router "
                 "choose, or one of the models listed by GET /v1/models.",
-                param="model", code="model_not_found", status=404,
+                param="model",
+                code="model_not_found",
+                status=404,
             )
         return group
 
@@ -110,8 +116,9 @@ class Router:
         candidate.skip = self._skip_reason(target, candidate, request, output_tokens)
         return candidate
 
-    def _skip_reason(self, target: Target, candidate: Candidate, request: ChatRequest,
-                     output_tokens: int) -> str | None:
+    def _skip_reason(
+        self, target: Target, candidate: Candidate, request: ChatRequest, output_tokens: int
+    ) -> str | None:
         status = self.status[target.name]
         if not status.healthy:
             return "unhealthy" if status.last_poll else "not ready"

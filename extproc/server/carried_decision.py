@@ -65,7 +65,15 @@ def decode_decision(value: str | None) -> CarriedDecision | None:
         return None
     try:
         data = orjson.loads(value)
-        return CarriedDecision(str(data["s"]), str(data["r"]), tuple(data["c"]), tuple(data["e"]), data.get("o"),
-                               data.get("a"), data.get("k"), bool(data.get("p")))
+        return CarriedDecision(
+            str(data["s"]),
+            str(data["r"]),
+            tuple(data["c"]),
+            tuple(data["e"]),
+            data.get("o"),
+            data.get("a"),
+            data.get("k"),
+            bool(data.get("p")),
+        )
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None

@@ -42,7 +42,16 @@ class Runtime:
         router = Router(config, status)
         gate = Gate(config.auth, config.router.routing_strategy, metrics, previous.gate if previous else None)
         observer = Observer(config, metrics, router.targets, previous.observer if previous else None)
-        return cls(config, router, status, metrics, Accounting(metrics, router, gate), AttemptLog(), gate, observer,
-                   ResponseCache(config.cache),
-                   ExperimentSplit(config.experiment) if config.experiment else None,
-                   previous.prepared if previous else PreparedAttempts(config.server.request_timeout or 300.0))
+        return cls(
+            config,
+            router,
+            status,
+            metrics,
+            Accounting(metrics, router, gate),
+            AttemptLog(),
+            gate,
+            observer,
+            ResponseCache(config.cache),
+            ExperimentSplit(config.experiment) if config.experiment else None,
+            previous.prepared if previous else PreparedAttempts(config.server.request_timeout or 300.0),
+        )
