@@ -193,6 +193,10 @@ class Metrics:
             ["webhook", "reason"],
             registry=r,
         )
-        self.webhook_queue = Gauge(
-            "llm_router_decision_webhook_queue", "Decisions waiting for a webhook", ["webhook"], registry=r
+        self.webhook_queue = Gauge(  # each worker's own queue: summed across `serve --workers`
+            "llm_router_decision_webhook_queue",
+            "Decisions waiting for a webhook",
+            ["webhook"],
+            registry=r,
+            multiprocess_mode="livesum",
         )

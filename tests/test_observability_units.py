@@ -296,6 +296,10 @@ def dropped(metrics: Metrics, reason: str) -> float:
     return value or 0.0
 
 
+def queued(metrics: Metrics) -> float | None:
+    return metrics.registry.get_sample_value("llm_router_decision_webhook_queue", {"webhook": "test"})
+
+
 async def test_a_full_queue_drops_new_decisions_and_delivers_every_queued_one() -> None:
     metrics = Metrics()
     async with WebhookStandIn() as standin:
@@ -303,7 +307,9 @@ async def test_a_full_queue_drops_new_decisions_and_delivers_every_queued_one() 
         for number in range(5):
             hooks.offer(orjson.dumps({"request_id": str(number)}))  # the sender has not run yet: 3 fit
         assert dropped(metrics, "queue_full") == 2
+        assert queued(metrics) == 3
         await hooks.stop(drain=10)
+        assert queued(metrics) == 0
     assert [d["request_id"] for d in standin.decisions] == ["0", "1", "2"]
 
 

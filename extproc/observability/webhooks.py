@@ -31,7 +31,9 @@ class WebhookSender:
         self._sent = metrics.webhook_sent.labels(webhook.name)
         self._dropped_full = metrics.webhook_dropped.labels(webhook.name, "queue_full")
         self._dropped_failed = metrics.webhook_dropped.labels(webhook.name, "failed")
-        metrics.webhook_queue.labels(webhook.name).set_function(self._queue.qsize)
+        # Kept in step with the queue rather than read from it by a callback, which prometheus_client cannot sum
+        # over the processes of `serve --workers`.
+        self._queued = metrics.webhook_queue.labels(webhook.name)
         self._headers = {"content-type": "application/json", **dict(webhook.headers)}
         self._task: asyncio.Task[None] | None = None
 
@@ -42,6 +44,7 @@ class WebhookSender:
         except asyncio.QueueFull:
             self._dropped_full.inc()
             return
+        self._queued.inc()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"webhook-{self.webhook.name}")
 
@@ -53,6 +56,7 @@ class WebhookSender:
             await asyncio.wait_for(self._queue.join(), drain)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        self._queued.dec(self._queue.qsize())  # left undelivered: no longer waiting
 
     async def _run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.webhook.timeout)
@@ -61,6 +65,7 @@ class WebhookSender:
                 batch = [await self._queue.get()]
                 while len(batch) < self.webhook.batch_size and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
+                self._queued.dec(len(batch))
                 try:
                     await self._deliver(session, batch)
                 finally:
