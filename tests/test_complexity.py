@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extproc.routing.calibrate import calibrate, expected_split, load_prompts, run_calibration
-from extproc.routing.complexity import DEFAULT_THRESHOLDS, Complexity, Thresholds, Tier, assess
+from extproc.routing.complexity import _WORD_RE, DEFAULT_THRESHOLDS, Complexity, Thresholds, Tier, _words, assess
 
 LABELLED = Path(__file__).parent / "data" / "prompts_labelled.jsonl"
 SUFFIX = "Prove it step by step."
@@ -148,6 +148,12 @@ def test_never_raises_on_odd_bodies(body: object) -> None:
     assert 0.0 <= result.score <= 1.0
     assert result.tier == DEFAULT_THRESHOLDS.tier(result.score)
     assert all(math.isfinite(v) for v in result.features.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text() | st.text(st.characters(max_codepoint=127)))
+def test_ascii_fast_path_finds_the_same_words(text: str) -> None:
+    assert _words(text) == _WORD_RE.findall(text.lower())
 
 
 def test_features_explain_the_score() -> None:

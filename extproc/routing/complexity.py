@@ -9,10 +9,13 @@ look at most at the first and last `_SAMPLE_CHARS` characters of a very long tex
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+from itertools import compress, count
+from operator import mul
 from typing import Any
 
 from extproc.routing.tokens import CHARS_PER_TOKEN
@@ -53,7 +56,7 @@ class Thresholds:
 
     def tier(self, score: float) -> Tier:
         """The tier a score falls in."""
-        return Tier(bisect.bisect_right((self.medium, self.complex, self.reasoning), score))
+        return _TIERS[bisect.bisect_right((self.medium, self.complex, self.reasoning), score)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ class Complexity:
     features: dict[str, float]
 
 
+_TIERS = tuple(Tier)
 DEFAULT_THRESHOLDS = Thresholds(medium=0.25, complex=0.45, reasoning=0.84)
 
 _SAMPLE_CHARS = 4096  # marker scans read at most this many characters from each end of a user message
@@ -97,6 +101,7 @@ WEIGHTS: dict[str, float] = {
     "factual": -0.8,
 }
 _BIAS = 2.0
+_WEIGHT_VALUES = tuple(WEIGHTS.values())
 
 # Hit counts at which each counted feature saturates to 1.
 _SATURATION = {
@@ -109,6 +114,7 @@ _SATURATION = {
     "task": 2.0,
     "explain": 2.0,
 }
+_NO_HITS = dict.fromkeys(_SATURATION, 0)
 _LENGTH_FULL_TOKENS = 1000.0  # last user message length at which `length` saturates (log scale)
 _CONTEXT_FULL_TOKENS = 4000.0  # history + system length at which `context` saturates (log scale)
 _DEPTH_FULL_TURNS = 4.0
@@ -148,10 +154,14 @@ _PHRASES_BY_CATEGORY = {
         | difference between""",
 }
 # First word -> (the words that must follow, category); words are tokens of `_WORD_RE` ("don't" -> "don t").
-_PHRASES: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+_PHRASES: dict[str, list[tuple[list[str], str]]] = {}
 for _category, _phrases in _PHRASES_BY_CATEGORY.items():
     for _first, *_rest in (phrase.split() for phrase in _phrases.split("|")):
-        _PHRASES.setdefault(_first, []).append((tuple(_rest), _category))
+        _PHRASES.setdefault(_first, []).append((_rest, _category))
+# Marker word -> (its category or None, the phrases it starts).
+_MARKERS: dict[str, tuple[str | None, list[tuple[list[str], str]]]] = {
+    word: (_WORDS.get(word), _PHRASES.get(word, [])) for word in _WORDS.keys() | _PHRASES.keys()
+}
 
 _FACTUAL_OPENERS = frozenset(
     "who whom whose what when where which name define is are was were does did can".split()  # noqa: SIM905
@@ -159,65 +169,77 @@ _FACTUAL_OPENERS = frozenset(
 _HOW_FACTUAL = frozenset(["many", "much", "long", "old", "far", "often", "big", "tall"])
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
+# ASCII text -> the same words as `_WORD_RE` in its lower case, by `str.translate` and `split` (faster).
+_ASCII_WORDS = {c: chr(c).lower() if chr(c).isalnum() else " " for c in range(128)}
 _LIST_COMMA_RE = re.compile(r",\s*[^\W\d_]")  # a comma before a word: an item of a listed requirement
-_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
-# The lookahead lets the engine skip ordinary prose quickly (named groups alone defeat that optimisation).
-_SYMBOL_RE = re.compile(
-    r"(?=[`=\-:!&|;{}\\^√π∑∫²³≤≥±\u00d7\u00f7\n(O])(?:"
-    r"(?P<code>```|=>|->|::|==|!=|&&|\|\||[;{}][ \t]*\n)"
-    r"|(?P<math>\\[a-zA-Z]{2,}|[\^√π∑∫²³≤≥±\u00d7\u00f7]|=[ \t]*-?\d|O\()"
-    r"|(?P<constraints>\n[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]|\(\d{1,2}\)))"
-)
+_NUMBER_RE = re.compile(r"\d\d*(?:[.,]\d+)*")  # `\d+` spelt so the engine can skip to digits fast
+# Symbol markers per category, tried in this order at each position of one regex. Every alternative starts
+# with a literal character, which lets the engine skip ordinary prose fast (a leading group or character class
+# defeats that optimisation); the empty group closing each alternative tells its category.
+_SYMBOLS = {
+    "code": ["```", "=>", "->", "::", "==", "!=", "&&", r"\|\|", *(re.escape(c) + r"[ \t]*\n" for c in ";{}")],
+    "math": [r"\\[a-zA-Z]{2,}", *map(re.escape, "^√π∑∫²³≤≥±\u00d7\u00f7"), r"=[ \t]*-?\d", r"O\("],
+    "constraints": [r"\n[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]", r"\(\d{1,2}\)"],
+}
+_SYMBOL_RE = re.compile("|".join(f"{marker}()" for markers in _SYMBOLS.values() for marker in markers))
+# By group number (0 is the whole match): every match ends with the empty group of the alternative it took.
+_SYMBOL_CATEGORIES = ("", *(category for category, markers in _SYMBOLS.items() for _ in markers))
 
 
 def assess(body: Any, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Complexity:
     """Score how much capability a chat-completions request body needs."""
     features = _features(body if isinstance(body, dict) else {})
-    logit = sum(weight * features[name] for name, weight in WEIGHTS.items()) - _BIAS
+    logit = sum(map(mul, _WEIGHT_VALUES, map(features.__getitem__, WEIGHTS))) - _BIAS
     score = 1.0 / (1.0 + math.exp(-logit))
-    return Complexity(score=score, tier=thresholds.tier(score), features=features)
+    return Complexity(score, thresholds.tier(score), features)
 
 
 def _features(body: dict) -> dict[str, float]:
     last_user, system, history, prior_turns = _split_messages(body.get("messages"))
-    hits = _scan(last_user)
     instruction = _instruction(last_user)
+    hits = _scan(_sample(last_user))
     hits["constraints"] += len(_LIST_COMMA_RE.findall(instruction))
-    system_hits = _scan(system, _SYSTEM_SAMPLE_CHARS)
-    context_chars = len(system) + sum(len(text) for text in history)
-    history_fences = sum(_sample(text).count("```") for text in history)
-    features = {cat: min(hits[cat] / full, 1.0) for cat, full in _SATURATION.items()}
-    features["code"] = min((hits["code"] + 2 * history_fences) / _SATURATION["code"], 1.0)
+    hits["code"] += 2 * sum(_sample(text).count("```") for text in history)
+    context_chars = len(system) + sum(map(len, history))
+    features = {category: _ratio(hits[category], full) for category, full in _SATURATION.items()}
     features["length"] = _log_scale(len(last_user) / CHARS_PER_TOKEN, _LENGTH_FULL_TOKENS)
     features["context"] = _log_scale(context_chars / CHARS_PER_TOKEN, _CONTEXT_FULL_TOKENS)
-    features["depth"] = min(prior_turns / _DEPTH_FULL_TURNS, 1.0)
-    features["tools"] = min(_count(body.get("tools")) + _count(body.get("functions")), _TOOLS_FULL) / _TOOLS_FULL
+    features["depth"] = _ratio(prior_turns, _DEPTH_FULL_TURNS)
+    features["tools"] = _ratio(_count(body.get("tools")) + _count(body.get("functions")), _TOOLS_FULL)
     features["schema"] = _schema_demand(body.get("response_format"))
-    features["system"] = 0.5 * _log_scale(len(system) / CHARS_PER_TOKEN, _LENGTH_FULL_TOKENS) + 0.5 * min(
-        (system_hits["constraints"] + system_hits["task"]) / _SATURATION["constraints"], 1.0
-    )
-    features["quantities"] = min(len(_NUMBER_RE.findall(instruction)) / _QUANTITIES_FULL, 1.0)
+    system_demands = _system_demands(_sample(system, _SYSTEM_SAMPLE_CHARS))
+    features["system"] = 0.5 * _log_scale(len(system) / CHARS_PER_TOKEN, _LENGTH_FULL_TOKENS) + 0.5 * system_demands
+    features["quantities"] = _ratio(len(_NUMBER_RE.findall(instruction)), _QUANTITIES_FULL)
     features["factual"] = 1.0 if _factual_opener(last_user) else 0.0
     features["tokens_last"] = len(last_user) / CHARS_PER_TOKEN
     features["tokens_total"] = (len(last_user) + context_chars) / CHARS_PER_TOKEN
     return features
 
 
+@functools.lru_cache(maxsize=256)
+def _system_demands(sample: str) -> float:
+    """The saturated constraint and task hits of a system prompt sample (cached: applications repeat theirs)."""
+    hits = _scan(sample)
+    return _ratio(hits["constraints"] + hits["task"], _SATURATION["constraints"])
+
+
 def _split_messages(messages: Any) -> tuple[str, str, list[str], int]:
     """(last user text, system text, other texts, number of non-system messages before the last user one)."""
     system: list[str] = []
-    dialog: list[tuple[Any, str]] = []
+    roles: list[Any] = []
+    texts: list[str] = []
     for message in messages if isinstance(messages, list) else ():
         if isinstance(message, dict):
             role, text = message.get("role"), _text(message.get("content"))
             if role in ("system", "developer"):
                 system.append(text)
             else:
-                dialog.append((role, text))
-    users = [i for i, (role, _) in enumerate(dialog) if role == "user"]
-    last = users[-1] if users else len(dialog)
-    history = [text for i, (_, text) in enumerate(dialog) if i != last]
-    return (dialog[last][1] if users else ""), "\n".join(system), history, last
+                roles.append(role)
+                texts.append(text)
+    if "user" not in roles:
+        return "", "\n".join(system), texts, len(texts)
+    last = len(roles) - 1 - roles[::-1].index("user")
+    return texts[last], "\n".join(system), texts[:last] + texts[last + 1 :], last
 
 
 def _text(content: Any) -> str:
@@ -236,21 +258,27 @@ def _sample(text: str, chars: int = _SAMPLE_CHARS) -> str:
     return f"{text[:chars]}\n{text[-chars:]}"
 
 
-def _scan(text: str, chars: int = _SAMPLE_CHARS) -> dict[str, int]:
-    """Marker hits per category in (a sample of) text: one word pass and one symbol pass."""
-    sample = _sample(text, chars)
-    hits = dict.fromkeys(_SATURATION, 0)
-    words = _WORD_RE.findall(sample.lower())
-    for i, word in enumerate(words):
-        category = _WORDS.get(word)
+def _scan(sample: str) -> dict[str, int]:
+    """Marker hits per category in a text sample: one pass over its marker words and one symbol pass."""
+    hits = _NO_HITS.copy()
+    words = _words(sample)
+    for end in compress(count(1), map(_MARKERS.__contains__, words)):  # end: the index after the marker word
+        category, phrases = _MARKERS[words[end - 1]]
         if category is not None:
             hits[category] += 1
-        for rest, phrase_category in _PHRASES.get(word, ()):
-            if tuple(words[i + 1 : i + 1 + len(rest)]) == rest:
+        for rest, phrase_category in phrases:
+            if words[end : end + len(rest)] == rest:
                 hits[phrase_category] += 1
     for match in _SYMBOL_RE.finditer(sample):
-        hits[match.lastgroup or "code"] += 1
+        hits[_SYMBOL_CATEGORIES[match.lastindex or 0]] += 1
     return hits
+
+
+def _words(text: str) -> list[str]:
+    """The `_WORD_RE` tokens of the lower-cased text."""
+    if text.isascii():
+        return text.translate(_ASCII_WORDS).split()
+    return _WORD_RE.findall(text.lower())
 
 
 def _instruction(text: str) -> str:
@@ -260,7 +288,7 @@ def _instruction(text: str) -> str:
 
 def _factual_opener(text: str) -> bool:
     """Whether the message opens like a lookup question ("what is", "who", "how many")."""
-    opening = _WORD_RE.findall(text[:64].lower())[:2]
+    opening = _words(text[:64])[:2]
     if not opening:
         return False
     if opening[0] == "how":
@@ -279,4 +307,10 @@ def _count(items: Any) -> int:
 
 def _log_scale(value: float, full: float) -> float:
     """log1p(value) relative to log1p(full), capped at 1."""
-    return min(math.log1p(value) / math.log1p(full), 1.0)
+    return _ratio(math.log1p(value), math.log1p(full))
+
+
+def _ratio(value: float, full: float) -> float:
+    """value / full, capped at 1 (as `min(value / full, 1.0)`, faster)."""
+    ratio = value / full
+    return 1.0 if ratio > 1.0 else ratio
