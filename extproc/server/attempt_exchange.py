@@ -146,16 +146,12 @@ class AttemptExchange:
             return self._fail(400, f"{self.target.name} cannot serve this request: {error}")
         set_headers = self.send(upstream)
         present = self.request_headers
-        return ep.ProcessingResponse(
-            request_body=ep.BodyResponse(
-                response=ep.CommonResponse(
-                    header_mutation=msg.mutation(
-                        msg.changes(set_headers, present), msg.removals(stale_headers(set_headers), present)
-                    ),
-                    body_mutation=ep.BodyMutation(body=upstream.body),
-                )
-            )
-        )
+        reply = ep.ProcessingResponse()
+        common = reply.request_body.response
+        remove = msg.removals(stale_headers(set_headers), present)
+        msg.fill_mutation(common.header_mutation, msg.changes(set_headers, present), remove)
+        common.body_mutation.body = upstream.body
+        return reply
 
     def translate(self) -> UpstreamRequest:
         """The request in the target's format (raises TranslationError when the target cannot serve it)."""
@@ -231,10 +227,14 @@ class AttemptExchange:
         )
 
     def _note_status(self, status: int) -> None:
+        """A response status, remembered for the hop to the next attempt should Envoy retry."""
+        self._count_status(status)
+        self.runtime.attempts.response(self.request_id, self.attempt, status)
+
+    def _count_status(self, status: int) -> None:
         assert self.target is not None
         self.status = status
         self.runtime.metrics.requests.labels(self.target.name, str(status)).inc()
-        self.runtime.attempts.response(self.request_id, self.attempt, status)
         self.runtime.router.guards.on_outcome(self.target.name, status)
 
     def _router_headers(self) -> list[tuple[str, str]]:
@@ -294,9 +294,10 @@ class AttemptExchange:
     # -- a first attempt the router's ext_proc prepared (no upstream exchange): its outcome comes logged --
 
     def logged(self, status: int, usage: Usage | None) -> None:
-        """Envoy's access log says how the attempt ended (status 0: no response reached the client)."""
+        """Envoy's access log says how the attempt ended (status 0: no response reached the client). The
+        request is over: no later attempt needs its status."""
         if status:
-            self._note_status(status)
+            self._count_status(status)
         self.usage = usage
         self.finished = bool(status)
         self.close()

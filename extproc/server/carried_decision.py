@@ -27,7 +27,11 @@ class CarriedDecision:
 
     @classmethod
     def of(
-        cls, decision: Decision, context: dict[str, Any] | None = None, cache_key: str | None = None
+        cls,
+        decision: Decision,
+        context: dict[str, Any] | None = None,
+        cache_key: str | None = None,
+        prepared: bool = False,
     ) -> CarriedDecision:
         return cls(
             decision.strategy,
@@ -37,6 +41,7 @@ class CarriedDecision:
             context,
             decision.arm,
             cache_key,
+            prepared,
         )
 
     def estimate_for(self, target: str) -> float | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.config.core.v3.base_pb2 import HeaderValueOption
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.type.v3.http_status_pb2 import HttpStatus
@@ -30,10 +30,20 @@ def header_map(headers: ep.HttpHeaders) -> dict[str, str]:
 
 def mutation(set_headers: Iterable[tuple[str, str]] = (), remove: Iterable[str] = ()) -> ep.HeaderMutation:
     built = ep.HeaderMutation(remove_headers=remove)
-    add = built.set_headers.add  # filling in place: about half the cost of constructing each option
-    for key, value in set_headers:
-        add(header=HeaderValue(key=key, raw_value=value.encode("latin-1")), append_action=OVERWRITE)
+    fill_mutation(built, set_headers)
     return built
+
+
+def fill_mutation(
+    mutation: ep.HeaderMutation, set_headers: Iterable[tuple[str, str]], remove: Iterable[str] = ()
+) -> None:
+    """Fill a mutation in place (a message built apart and then assigned is copied: twice the work)."""
+    add = mutation.set_headers.add
+    for key, value in set_headers:
+        header = add(append_action=OVERWRITE).header
+        header.key = key
+        header.raw_value = value.encode("latin-1")
+    mutation.remove_headers.extend(remove)
 
 
 def changes(set_headers: Iterable[tuple[str, str]], present: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -61,16 +71,15 @@ def immediate(
     )
 
 
-def decision_metadata(values: dict[str, str | bool]) -> Struct:
-    """The decision as dynamic metadata: it stays inside Envoy, the same for every attempt of the request."""
-    struct = Struct()
-    fields = struct.fields[DECISION_NAMESPACE].struct_value.fields  # in place: Struct.update is pure Python
+def fill_decision_metadata(metadata: Struct, values: dict[str, str | bool]) -> None:
+    """The decision as dynamic metadata (in place): it stays inside Envoy, the same for every attempt of the
+    request."""
+    fields = metadata.fields[DECISION_NAMESPACE].struct_value.fields  # Struct.update is pure Python
     for key, value in values.items():
         if isinstance(value, bool):
             fields[key].bool_value = value
         else:
             fields[key].string_value = value
-    return struct
 
 
 def decision_from_metadata(message: ep.ProcessingRequest) -> str | None:

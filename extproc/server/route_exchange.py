@@ -32,6 +32,7 @@ from extproc.routing.chains import chain_cluster_name
 from extproc.routing.decision import Decision
 from extproc.routing.request import BadRequest, ChatRequest, parse_chat_request
 from extproc.routing.router import NoTarget
+from extproc.routing.targets import Target
 from extproc.server import envoy_messages as msg
 from extproc.server.attempt_exchange import AttemptExchange, stale_headers
 from extproc.server.carried_decision import CarriedDecision
@@ -108,18 +109,20 @@ class RouteExchange:
         if decision.arm is not None and self.runtime.split is not None:
             experiment = self.runtime.split.experiment.name
             self.runtime.metrics.experiment_requests.labels(experiment, decision.arm, primary.name).inc()
-        carried = CarriedDecision.of(decision, self.runtime.observer.decided(self.seen, decision), cache_key)
+        preparing = self.runtime.config.prepares_first_attempts and not cache_key and self._preparable(request, primary)
+        context = self.runtime.observer.decided(self.seen, decision)
+        carried = CarriedDecision.of(decision, context, cache_key, prepared=preparing)
         present = self.seen.headers
         set_headers = [(CLUSTER_HEADER, chain_cluster_name(carried.chain))]
         remove: tuple[str, ...] = _REMOVE_BEFORE_UPSTREAM
-        body_mutation = None
-        preparing = self.runtime.config.prepares_first_attempts and not cache_key
-        prepared = self._prepare(request, carried) if preparing else None
+        body: bytes | None = None
+        prepared = self._prepare(request, primary, carried) if preparing else None
         if prepared is not None:
-            upstream_headers, body_mutation = prepared
+            upstream_headers, body = prepared
             remove = (*stale_headers(upstream_headers), STRATEGY_HEADER)
             set_headers += [*msg.changes(upstream_headers, present), (PREPARED_HEADER, "1")]
-            carried = replace(carried, prepared=True)
+        elif preparing:
+            carried = replace(carried, prepared=False)  # the target refused it: every attempt translates afresh
         metadata: dict[str, str | bool] = {
             "decision": carried.encode(),
             "prepared": carried.prepared,
@@ -128,27 +131,28 @@ class RouteExchange:
         }
         if decision.arm is not None:
             metadata["arm"] = decision.arm
-        return ep.ProcessingResponse(
-            request_body=ep.BodyResponse(
-                response=ep.CommonResponse(
-                    header_mutation=msg.mutation(set_headers, msg.removals(remove, present)),
-                    body_mutation=body_mutation,
-                    clear_route_cache=True,
-                )
-            ),
-            dynamic_metadata=msg.decision_metadata(metadata),
-        )
+        reply = ep.ProcessingResponse()  # filled in place: no message is built twice
+        common = reply.request_body.response
+        msg.fill_mutation(common.header_mutation, set_headers, msg.removals(remove, present))
+        if body is not None:
+            common.body_mutation.body = body
+        common.clear_route_cache = True
+        msg.fill_decision_metadata(reply.dynamic_metadata, metadata)
+        return reply
+
+    def _preparable(self, request: ChatRequest, target: Target) -> bool:
+        """Whether the first attempt can be rewritten here: its target speaks OpenAI's format and the response
+        goes to the client unchanged (a stream only if the client asked for its usage event, which the router
+        needs and would otherwise remove)."""
+        if request.stream and not request.include_usage:
+            return False
+        return target.api == OPENAI_API and REQUEST_ID_HEADER in self.seen.headers
 
     def _prepare(
-        self, request: ChatRequest, carried: CarriedDecision
-    ) -> tuple[list[tuple[str, str]], ep.BodyMutation] | None:
-        """The first attempt rewritten here, when its target speaks OpenAI's format and the response goes to
-        the client unchanged (a stream only if the client asked for its usage event, which the router needs
-        and would otherwise remove): the headers to set and the body."""
-        target = self.runtime.router.by_name[carried.chain[0]]
-        request_id = self.seen.headers.get(REQUEST_ID_HEADER)
-        if (request.stream and not request.include_usage) or target.api != OPENAI_API or not request_id:
-            return None
+        self, request: ChatRequest, target: Target, carried: CarriedDecision
+    ) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The first attempt rewritten here for `target`: the headers to set and the body (None if refused)."""
+        request_id = self.seen.headers[REQUEST_ID_HEADER]
         attempt = AttemptExchange.first(self.runtime, target, carried, request_id, self.seen.tenant, request)
         try:
             upstream = attempt.translate()
@@ -158,7 +162,7 @@ class RouteExchange:
             return None  # the route matches this path only
         headers = attempt.send(upstream)
         self.runtime.prepared.add(request_id, attempt)
-        return headers, ep.BodyMutation(body=upstream.body)
+        return headers, upstream.body
 
     def _strategy(self) -> tuple[str, str | None]:
         """The strategy for this request and the A/B arm that chose it (the override header wins)."""
