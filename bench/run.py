@@ -8,8 +8,9 @@ One after another on the same machine, against the same fake upstream (nginx ans
 chat.completion with usage): Envoy alone, Envoy + the minimal two-message Python ext_proc, Envoy + the full
 controller (`llm-router serve` + the bootstrap `llm-router envoy-config` renders), and LiteLLM's proxy with 1
 and 2 workers. wrk drives POST /v1/chat/completions at each concurrency; CPU per request comes from
-/proc/<pid>/stat deltas over the run. Then: streaming TTFB (direct / Envoy / Envoy + controller) against an
-SSE fake upstream, a 1 MB prompt (in-process parse + decide, and end to end), and optionally a soak.
+/proc/<pid>/stat deltas over the run. Then: streaming TTFB (direct / Envoy / Envoy + minimal ext_proc /
+Envoy + controller) against an SSE fake upstream, a 1 MB prompt (in-process parse + decide, and end to end),
+and optionally a soak.
 
 The table is printed to stdout (markdown) and saved with a JSON copy under bench/results/.
 """
@@ -46,7 +47,18 @@ from bench.payloads import (
     large_prompt_request,
 )
 from bench.procstat import Background, background_cores
-from bench.report import CONTROLLER, CONTROLLER_NO_USAGE, ENVOY, Cell, LargeE2E, ProcStat, Results, SoakPoint, render
+from bench.report import (
+    CONTROLLER,
+    CONTROLLER_NO_USAGE,
+    ENVOY,
+    MINIMAL,
+    Cell,
+    LargeE2E,
+    ProcStat,
+    Results,
+    SoakPoint,
+    render,
+)
 from bench.streaming import measure_stream
 from bench.wrk import finish_wrk, lua_script, run_wrk, start_wrk
 
@@ -262,6 +274,9 @@ class Bench:
             with systems.envoy_alone(self.workdir, product, sse) as system:
                 log(f"streaming TTFB: {system.name}")
                 streams[ENVOY] = measure_stream(system.url, body.read_bytes(), n, max_seconds=seconds)
+            with systems.envoy_minimal(self.workdir, product, sse) as system:
+                log(f"streaming TTFB: {system.name}")
+                streams[MINIMAL] = measure_stream(system.url, body.read_bytes(), n, max_seconds=seconds)
             with systems.envoy_controller(self.workdir, sse, name="controller-sse") as system:
                 log(f"streaming TTFB: {system.name}")
                 streams[CONTROLLER] = measure_stream(system.url, body.read_bytes(), n, max_seconds=seconds)
