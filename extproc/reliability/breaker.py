@@ -34,6 +34,8 @@ class CircuitBreaker:
 
     def blocks(self, now: float | None = None) -> bool:
         """Whether a new request must not be sent: open, or half-open with its probe still out."""
+        if self._opened_at is None:  # closed, answered without `state()`: asked for every target on every request
+            return False
         state = self.state(now)
         return state is State.OPEN or (state is State.HALF_OPEN and self._probing)
 

@@ -23,8 +23,8 @@ class TargetGuards:
             if target.limits.requests_per_minute or target.limits.tokens_per_minute:
                 self.limits[target.name] = RateLimit(target.limits.requests_per_minute, target.limits.tokens_per_minute)
 
-    def skip_reason(self, name: str, tokens: int) -> str | None:
-        now = time.monotonic()
+    def skip_reason(self, name: str, tokens: int, now: float | None = None) -> str | None:
+        now = time.monotonic() if now is None else now
         if self.breakers[name].blocks(now):
             return CIRCUIT_OPEN
         limit = self.limits.get(name)

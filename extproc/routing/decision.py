@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from extproc.config.model import RouterConfig
-from extproc.routing.complexity import Complexity
+from extproc.routing.complexity import Complexity, Tier
 from extproc.routing.estimate import Estimate
 from extproc.routing.targets import Target
+
+TIER_NAMES = {tier: tier.name.lower() for tier in Tier}  # for reasons and details: `Tier.name` is a slow lookup
 
 
 @dataclass(slots=True)
@@ -25,7 +28,8 @@ class Candidate:
         return self.estimate.latency_ms
 
 
-@dataclass(frozen=True, slots=True)
+# StrategyInput and Ranking are not frozen: one of each per request, and a frozen init costs ~3x. Read-only.
+@dataclass(slots=True)
 class StrategyInput:
     """What a strategy sees: the eligible candidates and the facts about the request."""
 
@@ -34,7 +38,7 @@ class StrategyInput:
     router: RouterConfig
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ranking:
     order: list[Candidate]  # best first
     reason: str  # low-cardinality code: a metrics label and the x-llm-router-reason header
@@ -58,13 +62,20 @@ class Decision:
         return self.chain[0]
 
 
+_COST_THEN_LATENCY = attrgetter("estimate.cost_usd", "estimate.latency_ms")  # a C-level key: no lambda per item
+
+
 def by_cost(candidates: list[Candidate]) -> list[Candidate]:
-    return sorted(candidates, key=lambda c: (c.cost_usd, c.latency_ms))
+    return sorted(candidates, key=_COST_THEN_LATENCY)
 
 
-def clusters_of(candidates: list[Candidate]) -> list[Candidate]:
-    return [c for c in candidates if c.target.is_cluster]
-
-
-def providers_of(candidates: list[Candidate]) -> list[Candidate]:
-    return [c for c in candidates if not c.target.is_cluster]
+def clusters_and_providers_by_cost(candidates: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+    """The cluster candidates and the provider candidates, each by cost."""
+    clusters: list[Candidate] = []
+    providers: list[Candidate] = []
+    for c in candidates:
+        if c.target.is_cluster:
+            clusters.append(c)
+        else:
+            providers.append(c)
+    return by_cost(clusters), by_cost(providers)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
-from extproc.clusters.status import StatusBoard
+from extproc.clusters.status import StatusBoard, TargetStatus
 from extproc.config.model import STRATEGIES as STRATEGY_NAMES
 from extproc.config.model import Config
 from extproc.reliability.guards import RATE_LIMITED, TargetGuards
@@ -90,12 +91,8 @@ class Router:
         group = self.model_group(request.model)
         router = self.config.router
         output_tokens = request.max_tokens or router.default_max_tokens
-        candidates = [self._candidate(t, request, output_tokens) for t in self.targets]
-        for candidate in candidates:
-            if group.targets is not None and candidate.skip is None and candidate.target.name not in group.targets:
-                candidate.skip = f"does not serve model {request.model}"
-            if allowed_models is not None and candidate.skip is None and candidate.target.model not in allowed_models:
-                candidate.skip = "model not allowed for this API key"
+        now = time.monotonic()
+        candidates = [self._candidate(t, request, output_tokens, group, allowed_models, now) for t in self.targets]
         complexity = assess(request.body, self.thresholds)
         if group.min_tier is not None and group.min_tier > complexity.tier:
             complexity = replace(complexity, tier=group.min_tier)
@@ -110,40 +107,60 @@ class Router:
         decision.reason, decision.detail = ranking.reason, ranking.detail
         return decision
 
-    def _candidate(self, target: Target, request: ChatRequest, output_tokens: int) -> Candidate:
+    def _candidate(
+        self,
+        target: Target,
+        request: ChatRequest,
+        output_tokens: int,
+        group: ModelGroup,
+        allowed_models: frozenset[str] | None,
+        now: float,
+    ) -> Candidate:
         status = self.status[target.name]
-        candidate = Candidate(target, estimate(target, status, request.input_tokens, output_tokens))
-        candidate.skip = self._skip_reason(target, candidate, request, output_tokens)
-        return candidate
+        prices = estimate(target, status, request.input_tokens, output_tokens)
+        skip = self._skip_reason(target, status, prices, request, output_tokens, now)
+        if skip is None:
+            if group.targets is not None and target.name not in group.targets:
+                skip = f"does not serve model {request.model}"
+            elif allowed_models is not None and target.model not in allowed_models:
+                skip = "model not allowed for this API key"
+        return Candidate(target, prices, skip)
 
     def _skip_reason(
-        self, target: Target, candidate: Candidate, request: ChatRequest, output_tokens: int
+        self,
+        target: Target,
+        status: TargetStatus,
+        prices: Estimate,
+        request: ChatRequest,
+        output_tokens: int,
+        now: float,
     ) -> str | None:
-        status = self.status[target.name]
         if not status.healthy:
             return "unhealthy" if status.last_poll else "not ready"
-        guarded = self.guards.skip_reason(target.name, request.input_tokens + output_tokens)
+        guarded = self.guards.skip_reason(target.name, request.input_tokens + output_tokens, now)
         if guarded:
             return guarded
-        context = min(status.context_window or target.context_window, target.context_window)
+        context = target.context_window  # or the server's own, when smaller (not min(): a call costs ~3x)
+        if status.context_window and status.context_window < context:
+            context = status.context_window
         needed = request.input_tokens + (request.max_tokens or 0)
         if needed > context:
             return f"context window {context} < {needed} tokens needed"
         if request.max_tokens and request.max_tokens > target.max_output:
             return f"max_tokens {request.max_tokens} > model's max output {target.max_output}"
         if target.is_cluster:
-            return self._cluster_admission(target, candidate)
+            return self._cluster_admission(target, status, prices)
         return None
 
-    def _cluster_admission(self, target: Target, candidate: Candidate) -> str | None:
+    def _cluster_admission(self, target: Target, status: TargetStatus, prices: Estimate) -> str | None:
         assert target.cluster is not None
         router = self.config.router
         limit = target.cluster.max_queue_depth if target.cluster.max_queue_depth is not None else router.max_queue_depth
-        status = self.status[target.name]
-        if status.waiting > limit:
-            return f"queue depth {status.waiting} > max {limit}"
-        if candidate.latency_ms > router.max_latency_ms:
-            return f"expected latency {candidate.latency_ms:.0f} ms > max {router.max_latency_ms:.0f} ms"
+        waiting = status.waiting
+        if waiting > limit:
+            return f"queue depth {waiting} > max {limit}"
+        if prices.latency_ms > router.max_latency_ms:
+            return f"expected latency {prices.latency_ms:.0f} ms > max {router.max_latency_ms:.0f} ms"
         return None
 
     def _no_target(self, candidates: list[Candidate], decision: Decision) -> NoTarget:
