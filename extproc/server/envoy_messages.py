@@ -29,8 +29,8 @@ def header_map(headers: ep.HttpHeaders) -> dict[str, str]:
 
 
 def mutation(set_headers: Iterable[tuple[str, str]] = (), remove: Iterable[str] = ()) -> ep.HeaderMutation:
-    built = ep.HeaderMutation(remove_headers=remove)
-    fill_mutation(built, set_headers)
+    built = ep.HeaderMutation()
+    fill_mutation(built, set_headers, remove)
     return built
 
 
