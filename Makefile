@@ -2,8 +2,9 @@
 # the llama.cpp build, which takes several minutes the first time).
 PYTHON ?= python3
 export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-# System packages the tests use: a real Redis (shared budgets) and Chromium (the dashboard test).
-APT_PACKAGES := redis-server chromium
+# System packages the tests use: a real Redis (shared budgets), Chromium (the dashboard test) and valgrind (the
+# benchmark harness counts the controller's instructions per request).
+APT_PACKAGES := redis-server chromium valgrind
 
 .PHONY: install system-packages up test lint bench
 

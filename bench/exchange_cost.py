@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,26 +301,47 @@ class ControllerCost:
         return self.controller.us_per_request - self.driver.us_per_request
 
 
+@dataclass(frozen=True, slots=True)
+class ProductServicer:
+    """The product's servicer on the product's bootstrap for a config document, clusters marked healthy."""
+
+    factory: Callable[[], Any]
+    bootstrap: dict[str, Any]
+    log_sink: Callable[[HTTPAccessLogEntry], None]  # Envoy's access log of a prepared request, accounted
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> ProductServicer:
+        from extproc.config.loader import parse_config
+        from extproc.envoy_config.bootstrap import render_bootstrap
+        from extproc.server.access_log import finish_prepared
+        from extproc.server.ext_proc import ExternalProcessor
+        from extproc.server.runtime import Runtime
+
+        config = parse_config(document, env={})
+        runtime = Runtime.build(config)
+        for cluster in config.clusters:
+            runtime.status[cluster.name].mark_polled(True)
+        return cls(
+            lambda: ExternalProcessor(lambda: runtime),
+            render_bootstrap(config),
+            lambda entry: finish_prepared(runtime, entry),
+        )
+
+
+@contextlib.contextmanager
+def stdout_discarded() -> Iterator[None]:
+    """Whatever the controller writes per request to stdout (its decision log) goes to /dev/null: still
+    written and flushed as in production, but not into the harness's report."""
+    with open(os.devnull, "w") as null_out, contextlib.redirect_stdout(null_out):
+        yield
+
+
 def controller_cost(document: dict[str, Any], repeats: int = 3000) -> ControllerCost:
     """The product's servicer on the product's bootstrap for `document`, clusters marked healthy."""
-    from extproc.config.loader import parse_config
-    from extproc.envoy_config.bootstrap import render_bootstrap
-    from extproc.server.access_log import finish_prepared
-    from extproc.server.ext_proc import ExternalProcessor
-    from extproc.server.runtime import Runtime
-
-    config = parse_config(document, env={})
-    runtime = Runtime.build(config)
-    for cluster in config.clusters:
-        runtime.status[cluster.name].mark_polled(True)
-    bootstrap = render_bootstrap(config)
-    # Whatever the controller writes per request to stdout (its decision log) goes to /dev/null here: still
-    # written and flushed as in production, but not into the harness's report.
-    with open(os.devnull, "w") as null_out, contextlib.redirect_stdout(null_out):
-        real = measure(
-            lambda: ExternalProcessor(lambda: runtime), bootstrap, repeats, lambda e: finish_prepared(runtime, e)
-        )
-        script = asyncio.run(learn_script(ExternalProcessor(lambda: runtime), bootstrap))
+    product = ProductServicer.of(document)
+    with stdout_discarded():
+        real = measure(product.factory, product.bootstrap, repeats, product.log_sink)
+        script = asyncio.run(learn_script(product.factory(), product.bootstrap))
 
     async def null() -> ExchangeCost:
         servicer = NullServicer()

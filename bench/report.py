@@ -67,6 +67,7 @@ class Results:
     decision_small: DecisionTiming | None = None
     decision_large: DecisionTiming | None = None
     exchange: ControllerCost | None = None
+    exchange_instructions: float | None = None  # per request, callgrind (bench/instructions.py)
     large_e2e: list[LargeE2E] = field(default_factory=list)
     soak: list[SoakPoint] = field(default_factory=list)
     soak_note: str = ""
@@ -335,6 +336,11 @@ def render(r: Results) -> str:
             parts.append("- " + decision_line("1 MB prompt", r.decision_large))
         if r.exchange:
             parts.append("- " + exchange_line(r.exchange))
+        if r.exchange_instructions:
+            parts.append(
+                f"- the same exchange under callgrind: {r.exchange_instructions:,.0f} instructions per request "
+                "(the driver's included). Unlike µs, the same for the same code on any run or machine."
+            )
         parts.append("")
     if r.large_e2e:
         parts += ["## 1 MB prompt end to end (wrk c1)", "", large_table(r.large_e2e), ""]

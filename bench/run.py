@@ -40,6 +40,7 @@ from bench import profile as pyspy
 from bench import systems
 from bench.decision import time_decision
 from bench.exchange_cost import controller_cost
+from bench.instructions import instructions_per_request
 from bench.payloads import (
     CHAT_REQUEST_BYTES,
     STREAM_REQUEST_BYTES,
@@ -296,6 +297,12 @@ class Bench:
             self.results.exchange = controller_cost(document)
         except Exception as error:  # the servicer's shape is evolving; report rather than abort the run
             self.results.notes.append(f"in-process exchange cost not measured: {type(error).__name__}: {error}")
+        valgrind = shutil.which("valgrind")
+        if valgrind is None:
+            self.results.notes.append("instructions per request not measured: valgrind is not installed")
+            return
+        log("the same work in instructions (callgrind, about a minute)")
+        self.results.exchange_instructions = instructions_per_request(valgrind)
 
     def _soak(self, upstream: systems.Upstream, product: dict[str, Any]) -> None:
         total, deadline_s = self.args.soak, self.args.soak_max_minutes * 60

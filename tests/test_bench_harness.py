@@ -1,13 +1,16 @@
-"""Smoke tests of the benchmark harness's pure parts (bench/): no servers, no load, no timing assertions."""
+"""Smoke tests of the benchmark harness (bench/): its pure parts, and one callgrind count of the controller's
+in-process work. No servers, no load, no timing assertions."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import orjson
 import pytest
 
 from bench import procstat
+from bench.instructions import collected, instructions_per_request
 from bench.payloads import COMPLETION, large_prompt_request, sse_chunks
 from bench.profile import parse_folded, short_frame, summarise
 from bench.report import (
@@ -146,3 +149,17 @@ def test_report_and_goals() -> None:
     assert goals["soak: controller RSS at the end vs after 50k"].met is True
     text = render(results)
     assert "| envoy+controller | 16 | 1,800 |" in text and "## Goals" in text
+
+
+def test_callgrind_total_is_read() -> None:
+    assert collected("==7== Events    : Ir\n==7== Collected : 123456789\n==7==\n") == 123456789
+    with pytest.raises(ValueError, match="no instruction count"):
+        collected("==7== valgrind: failed to start tool")
+
+
+def test_instructions_per_request_of_the_controller() -> None:
+    valgrind = shutil.which("valgrind")
+    assert valgrind is not None, "valgrind is installed by `make test` (system-packages)"
+    per_request = instructions_per_request(valgrind, low=20, high=60)
+    # A request's routing work is hundreds of thousands of instructions; a broken replay would count ~0.
+    assert 100_000 < per_request < 20_000_000
