@@ -146,7 +146,7 @@ class RouteExchange:
         needs and would otherwise remove)."""
         if request.stream and not request.include_usage:
             return False
-        return target.api == OPENAI_API and REQUEST_ID_HEADER in self.seen.headers
+        return target.api == OPENAI_API and bool(self.seen.headers.get(REQUEST_ID_HEADER))
 
     def _prepare(
         self, request: ChatRequest, target: Target, carried: CarriedDecision
