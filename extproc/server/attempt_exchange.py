@@ -146,12 +146,8 @@ class AttemptExchange:
             return self._fail(400, f"{self.target.name} cannot serve this request: {error}")
         set_headers = self.send(upstream)
         present = self.request_headers
-        reply = ep.ProcessingResponse()
-        common = reply.request_body.response
         remove = msg.removals(stale_headers(set_headers), present)
-        msg.fill_mutation(common.header_mutation, msg.changes(set_headers, present), remove)
-        common.body_mutation.body = upstream.body
-        return reply
+        return msg.request_body_reply(msg.changes(set_headers, present), remove, upstream.body)
 
     def translate(self) -> UpstreamRequest:
         """The request in the target's format (raises TranslationError when the target cannot serve it)."""

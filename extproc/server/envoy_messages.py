@@ -46,6 +46,18 @@ def fill_mutation(
     mutation.remove_headers.extend(remove)
 
 
+def request_body_reply(
+    set_headers: Iterable[tuple[str, str]], remove: Iterable[str], body: bytes | None
+) -> ep.ProcessingResponse:
+    """A reply to the request body: header changes and, if given, the new body (filled in place)."""
+    reply = ep.ProcessingResponse()
+    common = reply.request_body.response
+    fill_mutation(common.header_mutation, set_headers, remove)
+    if body is not None:
+        common.body_mutation.body = body
+    return reply
+
+
 def changes(set_headers: Iterable[tuple[str, str]], present: Mapping[str, str]) -> list[tuple[str, str]]:
     """The headers to set that the request does not already carry with that value (content-length always: a
     replaced body needs it restated)."""

@@ -131,12 +131,8 @@ class RouteExchange:
         }
         if decision.arm is not None:
             metadata["arm"] = decision.arm
-        reply = ep.ProcessingResponse()  # filled in place: no message is built twice
-        common = reply.request_body.response
-        msg.fill_mutation(common.header_mutation, set_headers, msg.removals(remove, present))
-        if body is not None:
-            common.body_mutation.body = body
-        common.clear_route_cache = True
+        reply = msg.request_body_reply(set_headers, msg.removals(remove, present), body)
+        reply.request_body.response.clear_route_cache = True
         msg.fill_decision_metadata(reply.dynamic_metadata, metadata)
         return reply
 
