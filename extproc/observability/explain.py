@@ -9,7 +9,7 @@ import aiohttp
 from extproc.clusters.poller import ClusterPoller
 from extproc.clusters.status import StatusBoard
 from extproc.config.model import Config
-from extproc.routing.decision import Candidate, Decision, StrategyInput
+from extproc.routing.decision import TIER_NAMES, Candidate, Decision, StrategyInput
 from extproc.routing.request import parse_chat_request
 from extproc.routing.router import NoTarget, Router
 from extproc.routing.strategies import STRATEGIES
@@ -35,7 +35,7 @@ def explain(router: Router, body: bytes, strategy: str | None = None) -> dict[st
         "detail": decision.detail or None,
         "target": chain[0] if chain else None,
         "chain": chain,
-        "complexity": {"tier": decision.complexity.tier.name.lower(), "score": round(decision.complexity.score, 4)},
+        "complexity": {"tier": TIER_NAMES[decision.complexity.tier], "score": round(decision.complexity.score, 4)},
         "input_tokens": decision.input_tokens,
         "expected_output_tokens": decision.output_tokens,
         "candidates": [_candidate(c, decision, ranked) for c in decision.candidates],
@@ -86,7 +86,7 @@ def _candidate(candidate: Candidate, decision: Decision, ranked: list[str]) -> d
         "target": name,
         "kind": target.kind.value,
         "model": target.model,
-        "tier": target.tier.name.lower(),
+        "tier": TIER_NAMES[target.tier],
         "estimated_cost_usd": candidate.cost_usd,
         "estimated_latency_ms": round(candidate.latency_ms, 1),
         "input_per_1k_usd": candidate.estimate.input_per_1k,

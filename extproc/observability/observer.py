@@ -23,7 +23,7 @@ from extproc.observability.cost import CostReport
 from extproc.observability.decision_log import DecisionLog
 from extproc.observability.journal import Held, Journal
 from extproc.observability.tracing import Attributes, start_tracing
-from extproc.routing.decision import Decision
+from extproc.routing.decision import TIER_NAMES, Decision
 from extproc.routing.targets import Target
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ def _decision_attributes(seen: RequestSeen, decision: Decision) -> Attributes:
         "llm_router.request_id": seen.headers.get("x-request-id", ""),
         "llm_router.tenant": seen.tenant,
         "llm_router.strategy": decision.strategy,
-        "llm_router.complexity": decision.complexity.tier.name.lower(),
+        "llm_router.complexity": TIER_NAMES[decision.complexity.tier],
         "llm_router.input_tokens": decision.input_tokens,
         "llm_router.skipped": [f"{c.target.name}: {c.skip}" for c in decision.candidates if c.skip],
     }

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from extproc.routing.decision import Decision
+from extproc.routing.decision import TIER_NAMES, Decision
 from extproc.server.failures import unseen_failure
 
 Row = list[Any]  # [target, estimated cost USD, estimated latency ms, skip reason or None]
@@ -19,7 +19,7 @@ Row = list[Any]  # [target, estimated cost USD, estimated latency ms, skip reaso
 
 def carried_context(decision: Decision, started: float) -> dict[str, Any]:
     """What the attempts need from the decision to write its record (kept small: it rides every attempt)."""
-    return {"at": round(started, 3), "x": decision.complexity.tier.name.lower(), "k": candidate_rows(decision)}
+    return {"at": round(started, 3), "x": TIER_NAMES[decision.complexity.tier], "k": candidate_rows(decision)}
 
 
 def candidate_rows(decision: Decision) -> list[Row]:
@@ -47,7 +47,7 @@ def rejection_record(
         "tenant": tenant,
         "strategy": decision.strategy if decision else None,
         "reason": code,
-        "complexity": decision.complexity.tier.name.lower() if decision else None,
+        "complexity": TIER_NAMES[decision.complexity.tier] if decision else None,
         "candidates": candidates_view(candidate_rows(decision)) if decision else [],
         "chain": [],
         "target": None,
