@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -159,18 +160,35 @@ def stream_events(stack: RunningStack, body: dict) -> list[dict]:
 
 
 def test_requests_the_router_prepares_cost_one_controller_exchange(stack: RunningStack) -> None:
-    """A plain request, and a stream whose client asked for its usage, are rewritten for the cluster by the
-    router's ext_proc: Envoy skips the attempt exchange. A stream that did not ask goes through it (the usage
-    event the router asks the cluster for is removed there)."""
-    before = ext_proc_streams(stack)
-    assert post(stack, HI).status_code == 200
+    """A plain request and a stream are rewritten for the cluster by the router's ext_proc: Envoy skips the
+    attempt exchange. The usage event the router asks the cluster for reaches only a client that asked for it
+    (Envoy removes it for the others)."""
+    before, tokens = ext_proc_streams(stack), output_tokens_counted(stack)
+    response = post(stack, HI)
+    assert response.status_code == 200
     assert ext_proc_streams(stack) - before == 1
+    tokens = counted_after(stack, tokens, response.json()["usage"]["completion_tokens"])
     events = stream_events(stack, {**HI, "stream": True, "stream_options": {"include_usage": True}})
     assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] > 0
     assert ext_proc_streams(stack) - before == 2
+    tokens = counted_after(stack, tokens, events[-1]["usage"]["completion_tokens"])
     events = stream_events(stack, {**HI, "stream": True})
-    assert all(e["choices"] for e in events) and "usage" not in events[-1]
-    assert ext_proc_streams(stack) - before == 4
+    assert events and all(e["choices"] for e in events) and "usage" not in events[-1]
+    assert ext_proc_streams(stack) - before == 3
+    wait_for(lambda: output_tokens_counted(stack) > tokens, "the stream's usage, read by Envoy, counted")
+
+
+def output_tokens_counted(stack: RunningStack) -> float:
+    text = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    counted = re.search(r'^llm_router_tokens_total\{provider="aws",type="output"\} (\S+)$', text, re.MULTILINE)
+    return float(counted.group(1)) if counted else 0.0
+
+
+def counted_after(stack: RunningStack, before: float, tokens: int) -> float:
+    """The output-token count once a response's `tokens` are in it (Envoy's access log comes batched)."""
+    wait_for(lambda: output_tokens_counted(stack) >= before + tokens, f"{tokens} more output tokens counted")
+    assert output_tokens_counted(stack) == before + tokens
+    return before + tokens
 
 
 def test_metrics_through_the_listener_count_decisions_and_tokens(stack: RunningStack) -> None:

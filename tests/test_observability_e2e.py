@@ -143,6 +143,37 @@ def test_a_stream_logs_its_cost_and_tokens_at_the_end(observed: Observed) -> Non
     assert record["cost_usd"] == pytest.approx(dollars(usage, GPT_4O_MINI))
 
 
+def stream_events(observed: Observed, body: dict[str, Any], **headers: str) -> tuple[httpx.Response, list[Any]]:
+    url = f"{observed.stack.url}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        assert response.status_code == 200
+        lines = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return response, [orjson.loads(line) for line in lines[:-1]]
+
+
+@pytest.mark.parametrize("fails_first", [False, True], ids=["prepared", "after-a-fallback"])
+def test_a_stream_that_did_not_ask_for_usage_gets_no_usage_event_and_is_costed(
+    observed: Observed, fails_first: bool
+) -> None:
+    """The router asks the provider for the usage event; the client, which did not, never sees it: Envoy
+    takes it out of the prepared first attempt, the attempt exchange out of a fallback."""
+    if fails_first:
+        observed.openai.fail_next(503)
+    body = {**HI, "stream": True, "messages": [{"role": "user", "content": f"stream, fails first: {fails_first}"}]}
+    response, events = stream_events(observed, body, **EXTERNAL)
+    assert events and all(event["choices"] for event in events), "no usage-only event"
+    assert all(event.get("usage") is None for event in events)
+    assert observed.openai.requests[-1].body["stream_options"] == {"include_usage": True}
+    record = observed.record(response.headers["x-request-id"])
+    target, prices = ("openai-4o", GPT_4O) if fails_first else ("openai", GPT_4O_MINI)
+    assert (record["target"], record["stream"], record["status"]) == (target, True, 200)
+    tokens = record["tokens"]
+    assert tokens["input"] > 0 and tokens["output"] > 0
+    usage = {"prompt_tokens": tokens["input"], "completion_tokens": tokens["output"]}
+    assert record["cost_usd"] == pytest.approx(dollars(usage, prices))
+
+
 def test_a_fallback_is_one_record_telling_the_whole_story(observed: Observed) -> None:
     observed.openai.fail_next(503)
     response = observed.post({**HI, "messages": [{"role": "user", "content": "fall back please"}]}, **EXTERNAL)

@@ -13,7 +13,7 @@ from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from extproc.config.loader import parse_config
-from extproc.envoy_config.names import DECISION_NAMESPACE, USAGE_NAMESPACE
+from extproc.envoy_config.names import DECISION_NAMESPACE, REMOVE_USAGE_EVENT, USAGE_NAMESPACE
 from extproc.headers import PREPARED_HEADER
 from extproc.observability.records import fallbacks
 from extproc.server.access_log import finish_prepared
@@ -112,28 +112,25 @@ def test_a_provider_first_attempt_gets_the_providers_key_and_not_the_clients() -
     assert "authorization" not in reply.request_body.response.header_mutation.remove_headers
 
 
-@pytest.mark.parametrize(
-    ("strategy", "body", "router"),
-    [
-        ("cluster_first", chat(stream=True), {}),  # the usage event the router asks for must be removed
-        ("cluster_first", chat(), {"responsesThroughController": True}),  # every response passes the controller
-    ],
-)
-def test_requests_whose_response_needs_the_controller_are_left_to_the_attempt_exchange(
-    strategy: str, body: dict[str, Any], router: dict[str, Any]
-) -> None:
-    rt = runtime(strategy, **router)
-    reply = route(rt, body, **{PREPARED_HEADER: "1"})  # a client's own mark must not skip the attempt exchange
+def test_requests_are_left_to_the_attempt_exchange_when_every_response_passes_the_controller() -> None:
+    rt = runtime(responsesThroughController=True)
+    reply = route(rt, chat(), **{PREPARED_HEADER: "1"})  # a client's own mark must not skip the attempt exchange
     assert PREPARED_HEADER in reply.request_body.response.header_mutation.remove_headers
     assert not reply.request_body.response.HasField("body_mutation")
     assert rt.status["cheap"].in_flight == 0 and len(rt.prepared) == 0
 
 
-def test_a_stream_whose_client_asked_for_its_usage_is_prepared() -> None:
+@pytest.mark.parametrize("asked", [True, False])
+def test_a_stream_is_prepared_with_its_usage_event_asked_for_and_removed_if_the_client_did_not_ask(
+    asked: bool,
+) -> None:
     rt = runtime()
-    reply = route(rt, chat(stream=True, stream_options={"include_usage": True}))
+    reply = route(rt, chat(stream=True, stream_options={"include_usage": asked}))
     assert set_headers(reply)[PREPARED_HEADER] == "1"
     assert orjson.loads(reply.request_body.response.body_mutation.body)["stream_options"] == {"include_usage": True}
+    metadata = reply.dynamic_metadata.fields[DECISION_NAMESPACE].struct_value.fields
+    removes = REMOVE_USAGE_EVENT in metadata and metadata[REMOVE_USAGE_EVENT].bool_value
+    assert removes is not asked  # Envoy's Lua filter reads the mark
 
 
 def test_a_translated_first_target_is_left_to_the_attempt_exchange() -> None:

@@ -131,17 +131,35 @@ def test_streaming_is_not_buffered(provider: ProviderStack) -> None:
         assert rest.endswith("four")
 
 
-class serve_in_thread_hold:
-    """Holds the stand-in's next stream after its first chunk until released."""
+@pytest.mark.parametrize("provider", ["openai"], indirect=True)
+def test_a_usage_event_cut_in_two_is_still_taken_out_and_nothing_before_it_waits(provider: ProviderStack) -> None:
+    """The client did not ask for the usage event; the provider's arrives in two pieces, far apart. Every event
+    before it reaches the client at once; the event itself never does."""
+    with serve_in_thread_hold(provider.standin, before=b'"usage":{') as release:
+        chunks = iter(ask(provider, "one two three", stream=True))
+        before_the_cut = []
+        while not (before_the_cut and before_the_cut[-1].choices[0].finish_reason):
+            before_the_cut.append(next(chunks))
+        release()
+        after_the_cut = list(chunks)
+    assert after_the_cut == [], "only the usage event came after the cut, and it is taken out"
+    text = "".join(c.choices[0].delta.content or "" for c in before_the_cut)
+    assert text == "Echo: one two three"
+    assert provider.standin.requests[-1].body["stream_options"] == {"include_usage": True}
 
-    def __init__(self, standin: StandIn) -> None:
+
+class serve_in_thread_hold:
+    """Holds the stand-in's next stream after its first chunk (or just before `before`) until released."""
+
+    def __init__(self, standin: StandIn, before: bytes | None = None) -> None:
         self.standin = standin
+        self.before = before
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         holder = {}
 
         def arm() -> None:
-            holder["gate"] = self.standin.hold_next_stream()
+            holder["gate"] = self.standin.hold_next_stream(self.before)
 
         self.standin._loop.call_soon_threadsafe(arm)  # type: ignore[union-attr]
         return self.standin.release

@@ -14,6 +14,7 @@ from extproc.envoy_config.names import (
     AUTH_NAMESPACE,
     CONTROLLER_GRPC,
     DECISION_NAMESPACE,
+    REMOVE_USAGE_EVENT,
     ROUTE_PHASE,
     USAGE_NAMESPACE,
 )
@@ -122,18 +123,73 @@ def usage_to_metadata() -> dict[str, Any]:
 
 
 # Streams carry their usage in one SSE event near the end (the router asks for it: stream_options.include_usage).
-# Envoy's Lua filter reads it chunk by chunk as the chunks pass (nothing is held back) for prepared streams.
-# Lua objects from before a yield (each chunk) are stale after it, and an error would reset the client's
-# stream: every chunk asks for the stream info afresh, inside pcall.
+# Envoy's Lua filter reads it chunk by chunk as the chunks pass for prepared streams. When the client did not
+# ask for that event (the decision's `REMOVE_USAGE_EVENT`), the filter also takes it out, as the attempt
+# exchange would: whole events pass on at once, an incomplete one waits for the rest of it (an SSE client
+# ignores a partial event anyway), unless it grows past a limit (then the stream is not the SSE expected and
+# passes as it is). Lua objects from before a yield (each chunk) are stale after it, and an error would reset
+# the client's stream: every chunk asks for the stream info afresh, inside pcall.
 _STREAM_USAGE_LUA = f"""
-local USAGE = '"usage"%s*:%s*{{[^}}]-"prompt_tokens"%s*:%s*(%d+)[^}}]-"completion_tokens"%s*:%s*(%d+)'
+-- Either order (llama.cpp's server puts completion_tokens first), nested objects beside them.
+local USAGE = '"usage"%s*:%s*{{'
+local PROMPT_TOKENS = '"prompt_tokens"%s*:%s*(%d+)'
+local COMPLETION_TOKENS = '"completion_tokens"%s*:%s*(%d+)'
+local NO_CHOICES = '"choices"%s*:%s*%[%s*%]'
+local EVENT_END = '\\r?\\n\\r?\\n'
+local HOLD_LIMIT = 65536
 
 local function note_usage(handle, text)
-  local prompt, completion = string.match(text, USAGE)
-  if prompt ~= nil then
-    local metadata = handle:streamInfo():dynamicMetadata()
-    metadata:set("{USAGE_NAMESPACE}", "prompt_tokens", tonumber(prompt))
-    metadata:set("{USAGE_NAMESPACE}", "completion_tokens", tonumber(completion))
+  local at = string.find(text, USAGE)
+  if at == nil then
+    return false
+  end
+  local prompt = string.match(text, PROMPT_TOKENS, at)
+  local completion = string.match(text, COMPLETION_TOKENS, at)
+  if prompt == nil or completion == nil then
+    return false
+  end
+  local metadata = handle:streamInfo():dynamicMetadata()
+  metadata:set("{USAGE_NAMESPACE}", "prompt_tokens", tonumber(prompt))
+  metadata:set("{USAGE_NAMESPACE}", "completion_tokens", tonumber(completion))
+  return true
+end
+
+-- The whole events of `text` but the usage-only one, and the incomplete event at its end.
+local function without_usage_event(handle, text)
+  local kept, start = {{}}, 1
+  while true do
+    local from, to = string.find(text, EVENT_END, start)
+    if from == nil then
+      break
+    end
+    local event = string.sub(text, start, to)
+    if not (string.find(event, NO_CHOICES) and note_usage(handle, event)) then
+      kept[#kept + 1] = event
+    end
+    start = to + 1
+  end
+  return table.concat(kept), string.sub(text, start)
+end
+
+local function read_usage(handle)
+  local tail = ""
+  for chunk in handle:bodyChunks() do
+    local text = tail .. chunk:getBytes(0, chunk:length())
+    pcall(note_usage, handle, text)
+    tail = string.sub(text, -512)  -- an event split across two chunks is matched on the next one
+  end
+end
+
+local function remove_usage_event(handle)
+  local held = ""
+  for chunk in handle:bodyChunks() do
+    local text = held .. chunk:getBytes(0, chunk:length())
+    local ok, events, rest = pcall(without_usage_event, handle, text)
+    if not ok or #rest > HOLD_LIMIT then
+      events, rest = text, ""
+    end
+    chunk:setBytes(events)
+    held = rest
   end
 end
 
@@ -146,18 +202,18 @@ function envoy_on_response(handle)
   if decision == nil or not decision["prepared"] then
     return
   end
-  local tail = ""
-  for chunk in handle:bodyChunks() do
-    local text = tail .. chunk:getBytes(0, chunk:length())
-    pcall(note_usage, handle, text)
-    tail = string.sub(text, -512)  -- an event split across two chunks is matched on the next one
+  if decision["{REMOVE_USAGE_EVENT}"] then
+    remove_usage_event(handle)
+  else
+    read_usage(handle)
   end
 end
 """
 
 
 def stream_usage_to_metadata() -> dict[str, Any]:
-    """Envoy reads a prepared stream's usage event into dynamic metadata, for its access log entry."""
+    """Envoy reads a prepared stream's usage event into dynamic metadata, for its access log entry (and takes
+    the event out when the client did not ask for it)."""
     return {
         "name": "envoy.filters.http.lua",
         "typed_config": {

@@ -8,5 +8,7 @@ ATTEMPT_PHASE = "attempt"  # the upstream ext_proc: translate per attempt
 DECISION_NAMESPACE = "llm_router.decision"  # dynamic metadata: router ext_proc -> every attempt ext_proc
 # ext_authz's dynamic metadata (the caller's tenant and grants): Envoy 1.40 files it under the filter's type name
 AUTH_NAMESPACE = "envoy.filters.http.ext_authz"
+# in the decision's metadata: a prepared stream whose client did not ask for its usage event (Envoy removes it)
+REMOVE_USAGE_EVENT = "remove_usage_event"
 USAGE_NAMESPACE = "llm_router.usage"  # dynamic metadata: a response's usage, read by Envoy's json_to_metadata
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"

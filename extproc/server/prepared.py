@@ -2,9 +2,9 @@
 
 A request whose first target speaks OpenAI's format needs no translation either way: the router's ext_proc
 rewrites it for that target in its own (second and last) reply, the upstream attempt filter is skipped for
-that first try, and the response flows to the client untouched. Its status and usage (read by Envoy's
-`json_to_metadata` filter, or its Lua filter for a stream) arrive a little later, batched, on Envoy's gRPC
-access log stream.
+that first try, and the response flows to the client as it comes (but for a stream's usage event the client
+did not ask for: Envoy's Lua filter takes it out). Its status and usage (read by Envoy's `json_to_metadata`
+filter, or its Lua filter for a stream) arrive a little later, batched, on Envoy's gRPC access log stream.
 
 Bounded: an attempt whose log entry never comes (Envoy restarted, the log went to another replica) is closed
 as cancelled once no request can still be running.

@@ -5,9 +5,10 @@ sets the cluster header to the decision's chain (a target cluster, or an aggrega
 are the fallbacks), clears the route cache, strips the client's credentials, and hands the decision to the
 per-attempt half as Envoy dynamic metadata (with the values of the router's response headers).
 
-A request whose first target speaks OpenAI's format, and whose response needs no change on its way back, is
-prepared here for that target (body, path, credentials) and marked so that Envoy skips the upstream attempt
-exchange on the first try: see `extproc.server.prepared`. Otherwise the body is left untouched and every
+A request whose first target speaks OpenAI's format, so that its response needs no change on its way back
+(Envoy removes a stream's usage event the client did not ask for), is prepared here for that target (body,
+path, credentials) and marked so that Envoy skips the upstream attempt exchange on the first try: see
+`extproc.server.prepared`. Otherwise the body is left untouched and every
 attempt translates it afresh.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import replace
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from extproc.auth.grant import grant_of, model_refusal
-from extproc.envoy_config.names import CHAT_COMPLETIONS_PATH
+from extproc.envoy_config.names import CHAT_COMPLETIONS_PATH, REMOVE_USAGE_EVENT
 from extproc.headers import (
     CACHE_HEADER,
     CLIENT_CREDENTIAL_HEADERS,
@@ -131,17 +132,17 @@ class RouteExchange:
         }
         if decision.arm is not None:
             metadata["arm"] = decision.arm
+        if carried.prepared and request.stream and not request.include_usage:
+            metadata[REMOVE_USAGE_EVENT] = True  # Envoy's Lua filter takes out the event the router asked for
         reply = msg.request_body_reply(set_headers, msg.removals(remove, present), body)
         reply.request_body.response.clear_route_cache = True
         msg.fill_decision_metadata(reply.dynamic_metadata, metadata)
         return reply
 
     def _preparable(self, request: ChatRequest, target: Target) -> bool:
-        """Whether the first attempt can be rewritten here: its target speaks OpenAI's format and the response
-        goes to the client unchanged (a stream only if the client asked for its usage event, which the router
-        needs and would otherwise remove)."""
-        if request.stream and not request.include_usage:
-            return False
+        """Whether the first attempt can be rewritten here: its target speaks OpenAI's format, so the response
+        goes to the client as it comes (but for a stream's usage event, which Envoy removes when the client did
+        not ask for it)."""
         return target.api == OPENAI_API and bool(self.seen.headers.get(REQUEST_ID_HEADER))
 
     def _prepare(

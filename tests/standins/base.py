@@ -116,6 +116,7 @@ class StandIn:
         self._faults: deque[_Fault] = deque()
         self._gate: asyncio.Event | None = None  # for the next streamed response
         self._held: asyncio.Event | None = None  # the latest gate, for `release`
+        self._pause_before: bytes | None = None  # where the next streamed response waits for its gate
         self._closing = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -163,9 +164,11 @@ class StandIn:
         """The next `times` responses are cut: the connection closes after the first chunk or half the body."""
         self._faults.extend([_Fault("disconnect")] * times)
 
-    def hold_next_stream(self) -> asyncio.Event:
-        """The next streamed response pauses after its first chunk until the returned event is set."""
+    def hold_next_stream(self, before: bytes | None = None) -> asyncio.Event:
+        """The next streamed response pauses after its first chunk, or just before the first `before` in it
+        (the write that holds it is cut in two there), until the returned event is set."""
         self._gate = self._held = asyncio.Event()
+        self._pause_before = before
         return self._gate
 
     def release(self) -> None:
@@ -240,17 +243,28 @@ class StandIn:
             await response.write(reply.body[: len(reply.body) // 2])
             return _drop(request)
         gate, self._gate = self._gate, None
+        writes, pause_after = _cut_before(reply.writes, self._pause_before if gate else None)
         response = web.StreamResponse(headers={"cache-control": "no-cache"})
         response.content_type = reply.content_type
         await response.prepare(request)
-        for number, data in enumerate(reply.writes):
+        for number, data in enumerate(writes):
             await response.write(data)
             if number == 0 and cut:
                 return _drop(request)
-            if number == 0 and gate is not None:
+            if number == pause_after and gate is not None:
                 await gate.wait()
         await response.write_eof()
         return response
+
+
+def _cut_before(writes: list[bytes], marker: bytes | None) -> tuple[list[bytes], int]:
+    """`writes` with the one holding `marker` cut in two just before it, and the index of the write a held
+    stream pauses after (the first, without a marker or when it is not found)."""
+    for number, data in enumerate(writes):
+        at = data.find(marker) if marker else -1
+        if at > 0:
+            return [*writes[:number], data[:at], data[at:], *writes[number + 1 :]], number
+    return writes, 0
 
 
 @dataclass(frozen=True, slots=True)
