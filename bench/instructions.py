@@ -6,16 +6,25 @@ moves with this VM's speed. `python -m bench.instructions --replay N` replays th
 times in one process (after a warm-up); `instructions_per_request` runs that under valgrind for two values of
 N and divides the difference, which leaves start-up, imports and warm-up out. The figure includes the
 in-process driver (a few per cent of it). `python -m bench.instructions` prints it (about a minute).
+
+`--over-grpc` counts the same exchange over real gRPC instead (`bench/grpc_exchange.py`: client and server in
+one process), for the product's server and for the minimal ext_proc's: their difference is what the
+controller's server costs beyond the floor, its side of the transport included (about three minutes).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import uvloop
+
+from bench.grpc_exchange import SERVERS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 200
@@ -30,18 +39,37 @@ def collected(valgrind_stderr: str) -> int:
     return int(found.group(1))
 
 
-def _count(valgrind: str, replays: int, timeout: float) -> int:
+def _count(valgrind: str, replay: list[str], timeout: float) -> int:
     command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-    command += ["-m", "bench.instructions", "--replay", str(replays)]
+    command += ["-m", "bench.instructions", *replay]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"valgrind exited with {done.returncode}: {done.stderr[-500:]}")
     return collected(done.stderr)
 
 
-def instructions_per_request(valgrind: str, low: int = 300, high: int = 1300, timeout: float = 600.0) -> float:
-    """Instructions of the controller's in-process work per request (`valgrind`: the binary's path)."""
-    return (_count(valgrind, high, timeout) - _count(valgrind, low, timeout)) / (high - low)
+def instructions_per_request(
+    valgrind: str, low: int = 300, high: int = 1300, timeout: float = 600.0, over_grpc: str | None = None
+) -> float:
+    """Instructions of the controller's in-process work per request (`valgrind`: the binary's path), or with
+    `over_grpc` ("controller" or "minimal"), of that server's exchange over gRPC with its client."""
+    mode = ["--over-grpc", over_grpc] if over_grpc else []
+    high_count = _count(valgrind, [*mode, "--replay", str(high)], timeout)
+    return (high_count - _count(valgrind, [*mode, "--replay", str(low)], timeout)) / (high - low)
+
+
+def _replay_over_grpc(server: str, replays: int) -> None:
+    from bench.exchange_cost import stdout_discarded
+    from bench.grpc_exchange import replay, serve
+
+    async def run() -> None:
+        served, port = await serve(server)
+        await replay(served, port, WARM_UP)
+        await replay(served, port, replays)
+        await served.server.stop(None)
+
+    with stdout_discarded():
+        uvloop.run(run())
 
 
 def _replay(replays: int) -> None:
@@ -61,13 +89,26 @@ def _replay(replays: int) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--replay"]:
-        _replay(int(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--over-grpc", action="store_true", help="count both servers' exchanges over gRPC")
+    parser.add_argument("--replay", type=int, help=argparse.SUPPRESS)  # the child valgrind runs
+    args, server = parser.parse_known_args()
+    if args.replay is not None and server:
+        _replay_over_grpc(server[0], args.replay)
+        return
+    if args.replay is not None:
+        _replay(args.replay)
         return
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
-    print(f"{instructions_per_request(valgrind):,.0f} instructions per request")
+    if not args.over_grpc:
+        print(f"{instructions_per_request(valgrind):,.0f} instructions per request")
+        return
+    counts = {server: instructions_per_request(valgrind, 200, 600, over_grpc=server) for server in SERVERS}
+    for server, count in counts.items():
+        print(f"{server}: {count:,.0f} instructions per request over gRPC (client and server)")
+    print(f"the controller beyond the minimal: {counts['controller'] - counts['minimal']:,.0f}")
 
 
 if __name__ == "__main__":

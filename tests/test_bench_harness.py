@@ -8,8 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+import uvloop
 
 from bench import procstat
+from bench.grpc_exchange import SERVERS, replay, serve
 from bench.instructions import collected, instructions_per_request
 from bench.payloads import COMPLETION, large_prompt_request, sse_chunks
 from bench.profile import parse_folded, short_frame, summarise
@@ -163,3 +165,17 @@ def test_instructions_per_request_of_the_controller() -> None:
     per_request = instructions_per_request(valgrind, low=20, high=60)
     # A request's routing work is hundreds of thousands of instructions; a broken replay would count ~0.
     assert 100_000 < per_request < 20_000_000
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_exchange_replays_over_grpc(server: str) -> None:
+    async def run() -> None:
+        served, port = await serve(server)
+        try:
+            assert [len(messages) for _, messages in served.script.streams] == [2]  # the router's two
+            assert (served.script.logged is not None) is (server == "controller")  # prepared: Envoy logs it
+            await replay(served, port, 3)  # raises unless every stream ends OK
+        finally:
+            await served.server.stop(None)
+
+    uvloop.run(run())

@@ -32,12 +32,15 @@ StreamMethod = Callable[[AsyncIterator[Request], grpc.aio.ServicerContext], Asyn
 
 
 class _HeldReply(Generic[Request, Reply]):
-    """The requests the servicer reads; asking for the next one first sends the reply held until then."""
+    """The requests the servicer reads; asking for the next one first sends the reply held until then.
 
-    __slots__ = ("_context", "_requests", "reply")
+    Read with `context.read()`, not through grpc's request iterator: that is an async generator which the
+    servicer leaves suspended after its last message, in a reference cycle, so the garbage collector finds it
+    and asyncio schedules a task to close it (one more task per stream, and a cycle to collect)."""
 
-    def __init__(self, requests: AsyncIterator[Request], context: grpc.aio.ServicerContext) -> None:
-        self._requests = requests
+    __slots__ = ("_context", "reply")
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
         self._context = context
         self.reply: Reply | None = None
 
@@ -51,7 +54,10 @@ class _HeldReply(Generic[Request, Reply]):
 
     async def __anext__(self) -> Request:
         await self.send()
-        return await anext(self._requests)
+        message = await self._context.read()
+        if message is grpc.aio.EOF:
+            raise StopAsyncIteration
+        return message  # type: ignore[no-any-return]
 
 
 def last_reply_with_status(
@@ -65,7 +71,7 @@ def last_reply_with_status(
     reset, when it came in the same read, cancel the handler instead of failing (and leaking) a last batch."""
 
     async def serve(requests: AsyncIterator[Request], context: grpc.aio.ServicerContext) -> Reply:
-        held: _HeldReply[Request, Reply] = _HeldReply(requests, context)
+        held: _HeldReply[Request, Reply] = _HeldReply(context)
         async with aclosing(method(held, context)) as replies:
             async for reply in replies:
                 await held.send()  # two replies in a row: the first was not the last
