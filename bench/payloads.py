@@ -43,7 +43,7 @@ CHAT_REQUEST: dict[str, Any] = {
 CHAT_REQUEST_BYTES = orjson.dumps(CHAT_REQUEST)
 
 # A streaming client that wants the stream's usage (as a cost-aware one does), and one that does not: the
-# router must then remove the usage event it asks the target for, so that stream passes its attempt exchange.
+# usage event the router asks the target for must then be removed (Envoy's Lua filter does it).
 STREAM_REQUEST: dict[str, Any] = {**CHAT_REQUEST, "stream": True, "stream_options": {"include_usage": True}}
 STREAM_REQUEST_BYTES = orjson.dumps(STREAM_REQUEST)
 STREAM_REQUEST_NO_USAGE_BYTES = orjson.dumps({**CHAT_REQUEST, "stream": True})

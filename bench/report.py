@@ -12,7 +12,7 @@ from bench.wrk import WrkResult
 ENVOY = "envoy-alone"
 MINIMAL = "envoy+minimal"
 CONTROLLER = "envoy+controller"
-CONTROLLER_NO_USAGE = "envoy+controller, usage not asked"  # streaming: the attempt exchange strips usage
+CONTROLLER_NO_USAGE = "envoy+controller, usage not asked"  # streaming: Envoy strips the usage event
 CONTROLLER_2W = "envoy+controller 2w"  # `llm-router serve --workers 2`
 LITELLM_1 = "litellm 1w"
 LITELLM_2 = "litellm 2w"
