@@ -69,6 +69,9 @@ def test_two_workers_share_the_port_and_their_metrics_add_up(workers: tuple[str,
     assert statuses == [200] * REQUESTS
     # Any worker answers /metrics with every worker's counts (the access log brings the last ones shortly).
     wait_for(lambda: requests_counted(admin) == REQUESTS, f"{REQUESTS} requests in /metrics")
+    # So does the dashboard's /v1/router/stats, whichever worker answers (a new connection each time).
+    for _ in range(8):
+        assert httpx.get(f"{admin}/v1/router/stats", timeout=10).json()["totals"]["requests"] == REQUESTS
 
     first = children(supervisor.pid)[0]
     os.kill(first, signal.SIGKILL)  # a worker dies: Envoy uses the other, the supervisor starts a new one

@@ -1,11 +1,16 @@
-"""The dashboard's live numbers, read from the metrics (one source of truth) plus the recent decisions."""
+"""The dashboard's live numbers, read from the metrics (one source of truth) plus the recent decisions.
+
+The counters are read as /metrics shows them: under `serve --workers N`, every worker's counts added up (the
+recent decisions are the answering worker's own)."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.samples import Sample
 
 if TYPE_CHECKING:
     from extproc.server.runtime import Runtime
@@ -15,8 +20,13 @@ RECENT_SHOWN = 50
 
 def router_stats(runtime: Runtime, health: dict[str, Any]) -> dict[str, Any]:
     m = runtime.metrics
-    requests, errors = _sum_by(m.requests, "target"), _sum_by(m.requests, "target", errors_only=True)
-    spend, baseline = _sum_by(m.spend, "target"), _sum_by(m.baseline_cost, "target")
+    counters = _counter_totals(m.registry)
+
+    def sum_by(metric: MetricWrapperBase, label: str, *, errors_only: bool = False) -> dict[str, float]:
+        return _sum_by(counters.get(metric.describe()[0].name, []), label, errors_only=errors_only)
+
+    requests, errors = sum_by(m.requests, "target"), sum_by(m.requests, "target", errors_only=True)
+    spend, baseline = sum_by(m.spend, "target"), sum_by(m.baseline_cost, "target")
     total_requests = sum(requests.values())
     total_spend, total_baseline = sum(spend.values()), sum(baseline.values())
     targets = [
@@ -42,7 +52,7 @@ def router_stats(runtime: Runtime, health: dict[str, Any]) -> dict[str, Any]:
             "baseline_usd": total_baseline,
             "savings_usd": total_baseline - total_spend if total_baseline else 0.0,
             "savings_ratio": 1 - total_spend / total_baseline if total_baseline else None,
-            "decisions_by_reason": _sum_by(m.routing_decisions, "reason"),
+            "decisions_by_reason": sum_by(m.routing_decisions, "reason"),
         },
         "targets": targets,
         "health": health,
@@ -50,15 +60,21 @@ def router_stats(runtime: Runtime, health: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sum_by(metric: MetricWrapperBase, label: str, *, errors_only: bool = False) -> dict[str, float]:
-    """A counter's `_total` samples summed by one label (other labels, e.g. tenant, are added up)."""
+def _counter_totals(registry: CollectorRegistry) -> dict[str, list[Sample]]:
+    """Every counter's `_total` samples, by the counter's name."""
+    return {
+        family.name: [sample for sample in family.samples if sample.name.endswith("_total")]
+        for family in registry.collect()
+        if family.type == "counter"
+    }
+
+
+def _sum_by(samples: list[Sample], label: str, *, errors_only: bool = False) -> dict[str, float]:
+    """A counter's samples summed by one label (other labels, e.g. tenant, are added up)."""
     totals: dict[str, float] = {}
-    for family in metric.collect():
-        for sample in family.samples:
-            if not sample.name.endswith("_total"):
-                continue
-            if errors_only and not sample.labels.get("status", "").startswith("5"):
-                continue
-            key = sample.labels.get(label, "")
-            totals[key] = totals.get(key, 0.0) + sample.value
+    for sample in samples:
+        if errors_only and not sample.labels.get("status", "").startswith("5"):
+            continue
+        key = sample.labels.get(label, "")
+        totals[key] = totals.get(key, 0.0) + sample.value
     return totals
