@@ -57,7 +57,7 @@ class _HeldReply(Generic[Request, Reply]):
         message = await self._context.read()
         if message is grpc.aio.EOF:
             raise StopAsyncIteration
-        return message  # type: ignore[no-any-return]
+        return message
 
 
 def last_reply_with_status(
@@ -70,7 +70,7 @@ def last_reply_with_status(
     the stream, and ignores messages once its processing is complete); one yield to the loop first lets the
     reset, when it came in the same read, cancel the handler instead of failing (and leaking) a last batch."""
 
-    async def serve(requests: AsyncIterator[Request], context: grpc.aio.ServicerContext) -> Reply:
+    async def serve(_requests: AsyncIterator[Request], context: grpc.aio.ServicerContext) -> Reply:
         held: _HeldReply[Request, Reply] = _HeldReply(context)
         async with aclosing(method(held, context)) as replies:
             async for reply in replies:
