@@ -136,7 +136,7 @@ def test_a_usage_event_cut_in_two_is_still_taken_out_and_nothing_before_it_waits
     """The client did not ask for the usage event; the provider's arrives in two pieces, far apart. Every event
     before it reaches the client at once; the event itself never does."""
     with serve_in_thread_hold(provider.standin, before=b'"usage":{') as release:
-        chunks = iter(ask(provider, "one two three", stream=True))
+        chunks = iter(ask(provider, "one two three", stream=True, timeout=30))  # a held-back event fails, not hangs
         before_the_cut = []
         while not (before_the_cut and before_the_cut[-1].choices[0].finish_reason):
             before_the_cut.append(next(chunks))
