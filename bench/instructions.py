@@ -53,7 +53,7 @@ def instructions_per_request(
 ) -> float:
     """Instructions of the controller's in-process work per request (`valgrind`: the binary's path), or with
     `over_grpc` ("controller" or "minimal"), of that server's exchange over gRPC with its client."""
-    mode = ["--over-grpc", over_grpc] if over_grpc else []
+    mode = ["--server", over_grpc] if over_grpc else []
     high_count = _count(valgrind, [*mode, "--replay", str(high)], timeout)
     return (high_count - _count(valgrind, [*mode, "--replay", str(low)], timeout)) / (high - low)
 
@@ -91,10 +91,11 @@ def _replay(replays: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--over-grpc", action="store_true", help="count both servers' exchanges over gRPC")
-    parser.add_argument("--replay", type=int, help=argparse.SUPPRESS)  # the child valgrind runs
-    args, server = parser.parse_known_args()
-    if args.replay is not None and server:
-        _replay_over_grpc(server[0], args.replay)
+    parser.add_argument("--replay", type=int, help=argparse.SUPPRESS)  # the child valgrind runs...
+    parser.add_argument("--server", choices=SERVERS, help=argparse.SUPPRESS)  # ...over gRPC, with this server
+    args = parser.parse_args()
+    if args.replay is not None and args.server:
+        _replay_over_grpc(args.server, args.replay)
         return
     if args.replay is not None:
         _replay(args.replay)
