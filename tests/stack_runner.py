@@ -13,7 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+import orjson
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from extproc.config.loader import parse_config
 from extproc.envoy_config.bootstrap import render_bootstrap_yaml
@@ -73,6 +76,27 @@ class RunningStack:
 
     def log(self) -> str:
         return self.process.log_path.read_text(errors="replace")
+
+
+def stream_chat(stack: RunningStack, body: dict[str, Any], **headers: str) -> tuple[httpx.Response, list[Any]]:
+    """A streamed chat completion through the stack: the response, and its JSON events (`[DONE]`, checked to
+    come last, left out)."""
+    url = f"{stack.url}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        assert response.status_code == 200
+        lines = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return response, [orjson.loads(line) for line in lines[:-1]]
+
+
+def scrape(stack: RunningStack) -> dict[str, dict[tuple, float]]:
+    """The stack's /metrics: sample name -> sorted label items -> value."""
+    text = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
 
 
 def wait_for(probe: Callable[[], T], what: str = "condition", timeout: float = 30.0) -> T:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import yaml
 
 from extproc.local.envoy_process import envoy_binary
 from tests.conftest import PROVIDER_KEY
-from tests.stack_runner import RunningStack, wait_for
+from tests.stack_runner import RunningStack, scrape, stream_chat, wait_for
 from tests.standins.openai_standin import OpenAIStandIn
 
 HI = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10}
@@ -152,13 +151,6 @@ def ext_proc_streams(stack: RunningStack) -> int:
     return sum(int(line.rpartition(": ")[2]) for line in stats.text.splitlines())
 
 
-def stream_events(stack: RunningStack, body: dict) -> list[dict]:
-    with httpx.stream("POST", f"{stack.url}/v1/chat/completions", json=body, timeout=60) as response:
-        assert response.status_code == 200
-        lines = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: {")]
-    return [orjson.loads(line) for line in lines]
-
-
 def test_requests_the_router_prepares_cost_one_controller_exchange(stack: RunningStack) -> None:
     """A plain request and a stream are rewritten for the cluster by the router's ext_proc: Envoy skips the
     attempt exchange. The usage event the router asks the cluster for reaches only a client that asked for it
@@ -168,20 +160,18 @@ def test_requests_the_router_prepares_cost_one_controller_exchange(stack: Runnin
     assert response.status_code == 200
     assert ext_proc_streams(stack) - before == 1
     tokens = counted_after(stack, tokens, response.json()["usage"]["completion_tokens"])
-    events = stream_events(stack, {**HI, "stream": True, "stream_options": {"include_usage": True}})
+    _, events = stream_chat(stack, {**HI, "stream": True, "stream_options": {"include_usage": True}})
     assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] > 0
     assert ext_proc_streams(stack) - before == 2
     tokens = counted_after(stack, tokens, events[-1]["usage"]["completion_tokens"])
-    events = stream_events(stack, {**HI, "stream": True})
+    _, events = stream_chat(stack, {**HI, "stream": True})
     assert events and all(e["choices"] for e in events) and "usage" not in events[-1]
     assert ext_proc_streams(stack) - before == 3
     wait_for(lambda: output_tokens_counted(stack) > tokens, "the stream's usage, read by Envoy, counted")
 
 
 def output_tokens_counted(stack: RunningStack) -> float:
-    text = httpx.get(f"{stack.url}/metrics", timeout=10).text
-    counted = re.search(r'^llm_router_tokens_total\{provider="aws",type="output"\} (\S+)$', text, re.MULTILINE)
-    return float(counted.group(1)) if counted else 0.0
+    return scrape(stack).get("llm_router_tokens_total", {}).get((("provider", "aws"), ("type", "output")), 0.0)
 
 
 def counted_after(stack: RunningStack, before: float, tokens: int) -> float:

@@ -18,7 +18,6 @@ import orjson
 import promql_parser
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.observability_support import (
     OPENAI_KEY,
@@ -27,7 +26,7 @@ from tests.observability_support import (
     observed_stack_document,
 )
 from tests.otlp_collector import Collector, otlp_collector
-from tests.stack_runner import RunningStack, run_stack, wait_for
+from tests.stack_runner import RunningStack, run_stack, scrape, stream_chat, wait_for
 from tests.standins.base import serve_in_thread
 from tests.standins.openai_standin import OpenAIStandIn
 
@@ -132,24 +131,13 @@ def test_a_cluster_response_is_costed_at_the_clusters_live_price(observed: Obser
 
 def test_a_stream_logs_its_cost_and_tokens_at_the_end(observed: Observed) -> None:
     body = {**HI, "stream": True, "stream_options": {"include_usage": True}}
-    with httpx.stream("POST", f"{observed.stack.url}/v1/chat/completions", json=body, headers=EXTERNAL) as response:
-        assert response.status_code == 200
-        assert "x-llm-router-cost-usd" not in response.headers, "headers leave before the usage is known"
-        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: {")]
-    usage = orjson.loads(events[-1])["usage"]
+    response, events = stream_chat(observed.stack, body, **EXTERNAL)
+    assert "x-llm-router-cost-usd" not in response.headers, "headers leave before the usage is known"
+    usage = events[-1]["usage"]
     record = observed.record(response.headers["x-request-id"])
     assert record["stream"] is True
     assert record["tokens"] == {"input": usage["prompt_tokens"], "output": usage["completion_tokens"]}
     assert record["cost_usd"] == pytest.approx(dollars(usage, GPT_4O_MINI))
-
-
-def stream_events(observed: Observed, body: dict[str, Any], **headers: str) -> tuple[httpx.Response, list[Any]]:
-    url = f"{observed.stack.url}/v1/chat/completions"
-    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
-        assert response.status_code == 200
-        lines = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
-    assert lines[-1] == "[DONE]"
-    return response, [orjson.loads(line) for line in lines[:-1]]
 
 
 @pytest.mark.parametrize("fails_first", [False, True], ids=["prepared", "after-a-fallback"])
@@ -161,7 +149,7 @@ def test_a_stream_that_did_not_ask_for_usage_gets_no_usage_event_and_is_costed(
     if fails_first:
         observed.openai.fail_next(503)
     body = {**HI, "stream": True, "messages": [{"role": "user", "content": f"stream, fails first: {fails_first}"}]}
-    response, events = stream_events(observed, body, **EXTERNAL)
+    response, events = stream_chat(observed.stack, body, **EXTERNAL)
     assert events and all(event["choices"] for event in events), "no usage-only event"
     assert all(event.get("usage") is None for event in events)
     assert observed.openai.requests[-1].body["stream_options"] == {"include_usage": True}
@@ -312,15 +300,6 @@ def test_a_request_without_traceparent_starts_a_trace(observed: Observed) -> Non
 
 
 # --- metrics: the shipped dashboard and alert rules against a real scrape ---------------------------------
-
-
-def scrape(stack: RunningStack) -> dict[str, dict[tuple, float]]:
-    text = httpx.get(f"{stack.url}/metrics", timeout=10).text
-    samples: dict[str, dict[tuple, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
 
 
 def metric_names(expression: str) -> set[str]:
