@@ -21,12 +21,9 @@ RECENT_SHOWN = 50
 def router_stats(runtime: Runtime, health: dict[str, Any]) -> dict[str, Any]:
     m = runtime.metrics
     counters = _counter_totals(m.registry)
-
-    def sum_by(metric: MetricWrapperBase, label: str, *, errors_only: bool = False) -> dict[str, float]:
-        return _sum_by(counters.get(metric.describe()[0].name, []), label, errors_only=errors_only)
-
-    requests, errors = sum_by(m.requests, "target"), sum_by(m.requests, "target", errors_only=True)
-    spend, baseline = sum_by(m.spend, "target"), sum_by(m.baseline_cost, "target")
+    requests = _sum_by(counters, m.requests, "target")
+    errors = _sum_by(counters, m.requests, "target", errors_only=True)
+    spend, baseline = _sum_by(counters, m.spend, "target"), _sum_by(counters, m.baseline_cost, "target")
     total_requests = sum(requests.values())
     total_spend, total_baseline = sum(spend.values()), sum(baseline.values())
     targets = [
@@ -52,7 +49,7 @@ def router_stats(runtime: Runtime, health: dict[str, Any]) -> dict[str, Any]:
             "baseline_usd": total_baseline,
             "savings_usd": total_baseline - total_spend if total_baseline else 0.0,
             "savings_ratio": 1 - total_spend / total_baseline if total_baseline else None,
-            "decisions_by_reason": sum_by(m.routing_decisions, "reason"),
+            "decisions_by_reason": _sum_by(counters, m.routing_decisions, "reason"),
         },
         "targets": targets,
         "health": health,
@@ -69,10 +66,12 @@ def _counter_totals(registry: CollectorRegistry) -> dict[str, list[Sample]]:
     }
 
 
-def _sum_by(samples: list[Sample], label: str, *, errors_only: bool = False) -> dict[str, float]:
-    """A counter's samples summed by one label (other labels, e.g. tenant, are added up)."""
+def _sum_by(
+    counters: dict[str, list[Sample]], metric: MetricWrapperBase, label: str, *, errors_only: bool = False
+) -> dict[str, float]:
+    """`metric`'s samples in `counters` summed by one label (other labels, e.g. tenant, are added up)."""
     totals: dict[str, float] = {}
-    for sample in samples:
+    for sample in counters.get(metric.describe()[0].name, []):
         if errors_only and not sample.labels.get("status", "").startswith("5"):
             continue
         key = sample.labels.get(label, "")
