@@ -100,7 +100,8 @@ class Stream:
 
     def __init__(self, servicer: Any, metadata: tuple[tuple[str, str], ...]) -> None:
         self._queue: asyncio.Queue[ep.ProcessingRequest | None] = asyncio.Queue()
-        self._replies = servicer.Process(self._requests(), FakeContext(metadata))
+        self._requests_sent = self._requests()
+        self._replies = servicer.Process(self._requests_sent, FakeContext(metadata))
 
     async def _requests(self) -> AsyncIterator[ep.ProcessingRequest]:
         while (message := await self._queue.get()) is not None:
@@ -117,6 +118,10 @@ class Stream:
         self._queue.put_nowait(None)
         async for _ in self._replies:
             pass
+        # As grpc does when a stream ends: the requests are not read further. Left suspended, the generator
+        # would be closed later by the loop's finalizer hook, which this loop never yields to run: the driver's
+        # own objects would pile up and the garbage collector's passes over them be counted as the servicer's.
+        await self._requests_sent.aclose()
 
 
 def _common(reply: ep.ProcessingResponse) -> ep.CommonResponse | None:
