@@ -159,7 +159,7 @@ def test_x_api_key_works_too_and_the_clients_key_never_reaches_the_target(auth: 
 
 
 def test_admin_routes_and_the_404_need_no_key(auth: AuthStack) -> None:
-    for path in ("/health", "/metrics", "/v1/models"):
+    for path in ("/health", "/metrics", "/v1/models", "/v1/models/auto"):
         assert httpx.get(f"{auth.stack.url}{path}", timeout=10).status_code == 200, path
     unknown = httpx.post(f"{auth.stack.url}/v1/embeddings", json={"input": "x"}, timeout=10)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_url"

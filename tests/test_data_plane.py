@@ -199,8 +199,15 @@ def test_metrics_through_the_listener_count_decisions_and_tokens(stack: RunningS
 
 
 def test_models_lists_what_the_router_serves(stack: RunningStack) -> None:
-    models = httpx.get(f"{stack.url}/v1/models", timeout=10).json()
-    assert {m["id"] for m in models["data"]} == {"tiny-llama", "gpt-4o-mini"}
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused")
+    listed = [m.id for m in client.models.list()]
+    assert sorted(listed) == ["auto", "gpt-4o-mini", "tiny-llama"]  # each once: both clusters serve tiny-llama
+    model = client.models.retrieve("tiny-llama")
+    assert (model.id, model.object, model.owned_by) == ("tiny-llama", "model", "self-hosted")
+    assert client.models.retrieve("gpt-4o-mini").owned_by == "openai"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("no-such-model")
+    assert missing.value.body["code"] == "model_not_found"
 
 
 def test_rendered_envoy_config_passes_envoy_validate(stack: RunningStack, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from extproc.routing.chains import all_chains
 from extproc.routing.targets import build_targets
 
 ADMIN_PATHS = ("/health", "/metrics", "/v1/models")
-ADMIN_PREFIXES = ("/v1/router/", "/dashboard")
+ADMIN_PREFIXES = ("/v1/models/", "/v1/router/", "/dashboard")
 
 
 def render_bootstrap(config: Config) -> dict[str, Any]:

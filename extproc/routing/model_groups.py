@@ -38,3 +38,16 @@ def model_groups(config: Config, targets: tuple[Target, ...]) -> dict[str, Model
     groups.update({alias.name: ModelGroup(alias.min_tier, alias.targets) for alias in config.model_aliases})
     groups["auto"] = ANY
     return groups
+
+
+ROUTER_OWNER = "llm-router"
+SELF_HOSTED_OWNER = "self-hosted"
+
+
+def listed_models(config: Config, targets: tuple[Target, ...]) -> dict[str, str]:
+    """The models a client can name, each once (model id -> owner, as GET /v1/models lists them): `auto`, the
+    configured aliases, then every model a target serves (its provider's, or self-hosted for a cluster)."""
+    listed = {"auto": ROUTER_OWNER} | {alias.name: ROUTER_OWNER for alias in config.model_aliases}
+    for target in targets:
+        listed.setdefault(target.model, SELF_HOSTED_OWNER if target.is_cluster else target.family)
+    return listed

@@ -1,4 +1,5 @@
-"""The controller's admin HTTP server: /health (seed JSON shape), /metrics (Prometheus), /v1/models.
+"""The controller's admin HTTP server: /health (seed JSON shape), /metrics (Prometheus), /v1/models (and
+/v1/models/{model}).
 
 Envoy routes these paths from its listener here too, so clients see them on the router's own port.
 """
@@ -12,7 +13,9 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from extproc.providers.errors import openai_error
 from extproc.reliability.breaker import State
+from extproc.routing.model_groups import listed_models
 from extproc.routing.targets import Target
 from extproc.server.router_api import add_router_routes
 from extproc.server.runtime import Runtime
@@ -37,20 +40,36 @@ def admin_app(runtime: Callable[[], Runtime], draining: Callable[[], bool] = lam
             body=generate_latest(current.metrics.registry), headers={"content-type": CONTENT_TYPE_LATEST}
         )
 
-    async def models(_: web.Request) -> web.Response:
+    def served_models() -> dict[str, str]:
         current = runtime()
+        return listed_models(current.config, current.router.targets)
+
+    async def models(_: web.Request) -> web.Response:
         created = int(time.time())
-        data = [
-            {"id": t.model, "object": "model", "created": created, "owned_by": t.name} for t in current.router.targets
-        ]
+        data = [_model(name, owner, created) for name, owner in served_models().items()]
         return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+    async def model(request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        owner = served_models().get(name)
+        if owner is None:
+            message = f"The model `{name}` does not exist or is not served by this router."
+            body = openai_error(404, message, code="model_not_found", param="model")
+            return web.Response(body=body, status=404, content_type="application/json")
+        return web.Response(body=orjson.dumps(_model(name, owner, int(time.time()))), content_type="application/json")
 
     app.router.add_get("/livez", livez)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models/{model:.+}", model)
     add_router_routes(app, runtime, health_report)
     return app
+
+
+def _model(name: str, owner: str, created: int) -> dict[str, str | int]:
+    """A model object as OpenAI's API has it."""
+    return {"id": name, "object": "model", "created": created, "owned_by": owner}
 
 
 def health_report(runtime: Runtime) -> dict:
