@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import median
 
 from bench.decision import DecisionTiming
 from bench.exchange_cost import ControllerCost
@@ -74,9 +75,68 @@ class Results:
     soak_system: str = CONTROLLER
     profile: str = ""
     notes: list[str] = field(default_factory=list)
+    # Interleaved rounds: Envoy alone, the minimal and the controller running side by side, each measured once
+    # per concurrency in every round, so that a change in the machine's speed reaches all three alike.
+    rounds: list[list[Cell]] = field(default_factory=list)
 
     def cell(self, system: str, concurrency: int) -> Cell | None:
-        return next((c for c in self.cells if c.system == system and c.concurrency == concurrency), None)
+        return _find(self.cells, system, concurrency)
+
+
+def _find(cells: list[Cell], system: str, concurrency: int) -> Cell | None:
+    return next((c for c in cells if c.system == system and c.concurrency == concurrency), None)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundFigures:
+    """The figures the goals compare, from the cells of one round (None where a cell is missing)."""
+
+    minimal_rps: float | None  # c16
+    controller_rps: float | None  # c16
+    controller_cpu_us: float | None  # c16, per request
+    minimal_cpu_us: float | None  # c16, per request
+    envoy_p50_ms: float | None  # c1
+    minimal_p50_ms: float | None  # c1
+    controller_p50_ms: float | None  # c1
+
+    @classmethod
+    def of(cls, cells: list[Cell]) -> RoundFigures:
+        def wrk(system: str, c: int) -> WrkResult | None:
+            cell = _find(cells, system, c)
+            return cell.wrk if cell else None
+
+        def cpu(system: str, process: str) -> float | None:
+            cell = _find(cells, system, 16)
+            stat = cell.proc(process) if cell else None
+            return stat.cpu_us_per_request if stat else None
+
+        minimal16, controller16 = wrk(MINIMAL, 16), wrk(CONTROLLER, 16)
+        envoy1, minimal1, controller1 = wrk(ENVOY, 1), wrk(MINIMAL, 1), wrk(CONTROLLER, 1)
+        return cls(
+            minimal16.rps if minimal16 else None,
+            controller16.rps if controller16 else None,
+            cpu(CONTROLLER, "controller"),
+            cpu(MINIMAL, "minimal"),
+            envoy1.p50_ms if envoy1 else None,
+            minimal1.p50_ms if minimal1 else None,
+            controller1.p50_ms if controller1 else None,
+        )
+
+    @property
+    def throughput_ratio(self) -> float | None:
+        if self.controller_rps is None or not self.minimal_rps:
+            return None
+        return self.controller_rps / self.minimal_rps
+
+    def added_ms(self, p50_ms: float | None) -> float | None:
+        """A c1 p50 over Envoy alone's in the same round."""
+        return None if p50_ms is None or self.envoy_p50_ms is None else p50_ms - self.envoy_p50_ms
+
+
+def medians(values: list[float | None]) -> tuple[float, float, float] | None:
+    """(median, lowest, highest) of the values measured, None if none was."""
+    known = [v for v in values if v is not None]
+    return (median(known), min(known), max(known)) if known else None
 
 
 # -- formatting ------------------------------------------------------------------------------------------
@@ -121,6 +181,45 @@ def cells_table(cells: list[Cell]) -> str:
             f"| {w.errors} | {_us(cell.proc('envoy'))} | {_us(python)}{python_name} | {_us(cell.proc('nginx'))} "
             f"| {_traffic(cell)} | {_rss(python)} | {_rss(cell.proc('envoy'))} | {cell.background_cores:.2f} |"
         )
+    return "\n".join(rows)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def rounds_table(rounds: list[list[Cell]]) -> str:
+    rows = [
+        "| round | c16 req/s minimal | c16 req/s controller | controller/minimal % | c16 CPU µs/req minimal "
+        "| c16 CPU µs/req controller | c1 p50 ms envoy | c1 p50 ms minimal | c1 p50 ms controller "
+        "| c1 added ms minimal | c1 added ms controller |",
+        "|" + "---|" * 11,
+    ]
+    figures = [RoundFigures.of(cells) for cells in rounds]
+
+    def row(label: str, values: list[float | None], specs: list[str]) -> str:
+        return f"| {label} | " + " | ".join(_fmt(v, spec) for v, spec in zip(values, specs, strict=True)) + " |"
+
+    def values(f: RoundFigures) -> list[float | None]:
+        ratio = f.throughput_ratio
+        return [
+            f.minimal_rps,
+            f.controller_rps,
+            None if ratio is None else 100 * ratio,
+            f.minimal_cpu_us,
+            f.controller_cpu_us,
+            f.envoy_p50_ms,
+            f.minimal_p50_ms,
+            f.controller_p50_ms,
+            f.added_ms(f.minimal_p50_ms),
+            f.added_ms(f.controller_p50_ms),
+        ]
+
+    specs = [",.0f", ",.0f", ".0f", ",.0f", ",.0f", ".2f", ".2f", ".2f", "+.2f", "+.2f"]
+    columns = [values(f) for f in figures]
+    rows += [row(str(i + 1), v, specs) for i, v in enumerate(columns)]
+    middle = [medians(list(column)) for column in zip(*columns, strict=True)]
+    rows.append(row("median", [m[0] if m else None for m in middle], specs))
     return "\n".join(rows)
 
 
@@ -193,8 +292,22 @@ class Goal:
     met: bool | None  # None: not measured in this run
 
 
+def _round_figures(r: Results) -> list[RoundFigures]:
+    return [RoundFigures.of(cells) for cells in r.rounds]
+
+
+def _spread(m: tuple[float, float, float], spec: str, unit: str = "") -> str:
+    """'median (lowest-highest) of N interleaved rounds'."""
+    return f"{m[0]:{spec}}{unit} median ({m[1]:{spec}}-{m[2]:{spec}}{unit})"
+
+
 def _goal_ratio_minimal(r: Results) -> Goal:
     name, target = "throughput vs minimal ext_proc (c16)", ">= 85%"
+    ratios = medians([f.throughput_ratio for f in _round_figures(r)])
+    if ratios is not None:
+        percent = (100 * ratios[0], 100 * ratios[1], 100 * ratios[2])
+        measured = f"{_spread(percent, '.0f', '%')} of {len(r.rounds)} interleaved rounds"
+        return Goal(name, target, measured, ratios[0] >= 0.85)
     ctl, minimal = r.cell(CONTROLLER, 16), r.cell(MINIMAL, 16)
     if not (ctl and minimal):
         return Goal(name, target, "not measured", None)
@@ -204,6 +317,12 @@ def _goal_ratio_minimal(r: Results) -> Goal:
 
 def _goal_cpu(r: Results) -> Goal:
     name, target = "controller CPU per request (c16)", "<= 550 µs"
+    figures = _round_figures(r)
+    cpu = medians([f.controller_cpu_us for f in figures])
+    if cpu is not None:
+        floor = medians([f.minimal_cpu_us for f in figures])
+        extra = f"; the minimal {floor[0]:,.0f} µs" if floor else ""
+        return Goal(name, target, f"{_spread(cpu, ',.0f', ' µs')} of {len(figures)} rounds{extra}", cpu[0] <= 550)
     ctl = r.cell(CONTROLLER, 16)
     stat = ctl.proc("controller") if ctl else None
     if stat is None:
@@ -246,13 +365,25 @@ def _goal_litellm(r: Results) -> list[Goal]:
 
 def _goal_c1(r: Results) -> Goal:
     name, target = "c1 p50 added over Envoy alone", "<= 1.0 ms"
+    figures = _round_figures(r)
+    added = medians([f.added_ms(f.controller_p50_ms) for f in figures])
+    if added is not None:
+        floor = medians([f.added_ms(f.minimal_p50_ms) for f in figures])
+        extra = f"; the minimal ext_proc adds {floor[0]:+.2f} ms" if floor else ""
+        measured = f"{_spread(added, '+.2f', ' ms')} of {len(figures)} interleaved rounds{extra}"
+        return Goal(name, target, measured, added[0] <= 1.0)
     ctl, envoy = r.cell(CONTROLLER, 1), r.cell(ENVOY, 1)
     if not (ctl and envoy):
         return Goal(name, target, "not measured", None)
-    added = ctl.wrk.p50_ms - envoy.wrk.p50_ms
+    added_ms = ctl.wrk.p50_ms - envoy.wrk.p50_ms
     minimal = r.cell(MINIMAL, 1)
-    floor = f"; the minimal ext_proc adds +{minimal.wrk.p50_ms - envoy.wrk.p50_ms:.2f} ms" if minimal else ""
-    return Goal(name, target, f"+{added:.2f} ms ({ctl.wrk.p50_ms:.2f} vs {envoy.wrk.p50_ms:.2f}){floor}", added <= 1.0)
+    floor_text = f"; the minimal ext_proc adds +{minimal.wrk.p50_ms - envoy.wrk.p50_ms:.2f} ms" if minimal else ""
+    return Goal(
+        name,
+        target,
+        f"+{added_ms:.2f} ms ({ctl.wrk.p50_ms:.2f} vs {envoy.wrk.p50_ms:.2f}){floor_text}",
+        added_ms <= 1.0,
+    )
 
 
 def _goal_streaming(r: Results) -> Goal:
@@ -326,6 +457,13 @@ def render(r: Results) -> str:
         parts += ["## Load (wrk, POST /v1/chat/completions)", "", cells_table(r.cells), ""]
         if any(p.pids_changed for c in r.cells for p in c.procs):
             parts += ["`*` a process of that group exited or was replaced during the cell.", ""]
+    if r.rounds:
+        parts += [
+            "## Interleaved rounds (Envoy alone, minimal, controller side by side; each measured once per c a round)",
+            "",
+            rounds_table(r.rounds),
+            "",
+        ]
     if r.streaming:
         parts += ["## Streaming TTFB (serial, one keep-alive connection)", "", streaming_table(r.streaming), ""]
     if r.decision_small or r.decision_large or r.exchange:

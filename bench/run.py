@@ -8,9 +8,11 @@ One after another on the same machine, against the same fake upstream (nginx ans
 chat.completion with usage): Envoy alone, Envoy + the minimal two-message Python ext_proc, Envoy + the full
 controller (`llm-router serve` + the bootstrap `llm-router envoy-config` renders), and LiteLLM's proxy with 1
 and 2 workers. wrk drives POST /v1/chat/completions at each concurrency; CPU per request comes from
-/proc/<pid>/stat deltas over the run. Then: streaming TTFB (direct / Envoy / Envoy + minimal ext_proc /
-Envoy + controller) against an SSE fake upstream, a 1 MB prompt (in-process parse + decide, and end to end),
-and optionally a soak.
+/proc/<pid>/stat deltas over the run. Then interleaved rounds: Envoy alone, the minimal ext_proc and the
+controller running side by side, each measured at c1 and c16 in every round, for ratios that a change in the
+machine's speed does not skew (the goals read their medians). Then: streaming TTFB (direct / Envoy / Envoy +
+minimal ext_proc / Envoy + controller) against an SSE fake upstream, a 1 MB prompt (in-process parse + decide,
+and end to end), and optionally a soak.
 
 The table is printed to stdout (markdown) and saved with a JSON copy under bench/results/.
 """
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +59,16 @@ from bench.report import (
     LargeE2E,
     ProcStat,
     Results,
+    RoundFigures,
     SoakPoint,
     render,
 )
 from bench.streaming import measure_stream
 from bench.wrk import finish_wrk, lua_script, run_wrk, start_wrk
 
-SECTIONS = ("table", "streaming", "large", "soak", "profile")
+SECTIONS = ("table", "rounds", "streaming", "large", "soak", "profile")
+DEFAULT_SECTIONS = ("table", "rounds", "streaming", "large")
+ROUND_CONCURRENCIES = (1, 16)
 SYSTEM_KEYS = ("envoy", "minimal", "controller", "controller2", "litellm1", "litellm2")
 SOAK_SAMPLE_EVERY = 10_000
 COMPLETED = "http.llm_router.downstream_rq_completed"
@@ -169,6 +174,8 @@ class Bench:
             product = systems.render_product_bootstrap(config, self.workdir / "envoy-template.yaml")
             if self.wanted("table") or self.wanted("large") or self.wanted("profile"):
                 self._load(upstream, product)
+            if self.wanted("rounds"):
+                self._guarded("interleaved rounds", lambda: self._rounds(upstream, product))
             if self.wanted("streaming"):
                 self._guarded("streaming", lambda: self._streaming(product))
             if self.wanted("large"):
@@ -224,6 +231,38 @@ class Bench:
 
             self._guarded(key, steps)
             time.sleep(1)
+
+    def _rounds(self, upstream: systems.Upstream, product: dict[str, Any]) -> None:
+        """Envoy alone, the minimal and the controller all running, measured in turn at c1 and c16 in each round
+        (the first system to go moves on by one every round): a change in the machine's speed, which moves a
+        single run's absolute numbers by up to 30% here, reaches the three alike, and the ratios hold."""
+        wd, seconds = self.workdir, self.args.round_seconds
+        with ExitStack() as stack:
+            running = [
+                stack.enter_context(systems.envoy_alone(wd, product, upstream)),
+                stack.enter_context(systems.envoy_minimal(wd, product, upstream)),
+                stack.enter_context(systems.envoy_controller(wd, upstream, name="controller-rounds")),
+            ]
+            wait_for_quiet(self.args, self.args.quiet_wait)
+            for system in running:
+                run_wrk(system.url, self.chat_script, 16, self.args.warmup)
+            for index in range(self.args.rounds):
+                turn = index % len(running)
+                order = running[turn:] + running[:turn]
+                cells = []
+                for concurrency in ROUND_CONCURRENCIES:
+                    for system in order:
+                        time.sleep(0.3)
+                        cells.append(measure(system, self.chat_script, concurrency, seconds))
+                self.results.rounds.append(cells)
+                figures = RoundFigures.of(cells)
+                ratio = figures.throughput_ratio
+                log(
+                    f"round {index + 1}/{self.args.rounds}: c16 controller/minimal "
+                    f"{'-' if ratio is None else f'{100 * ratio:.0f}%'}, c1 p50 added "
+                    f"{figures.added_ms(figures.controller_p50_ms) or 0:+.2f} ms; other load "
+                    f"{max(c.background_cores for c in cells):.2f} cores at most"
+                )
 
     def _large_e2e(self, system: systems.System) -> None:
         seconds = max(self.args.duration / 2, 2)
@@ -460,8 +499,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         type=_csv(str, SECTIONS),
-        help=f"sections to run ({','.join(SECTIONS)}); default: table,streaming,large",
+        help=f"sections to run ({','.join(SECTIONS)}); default: {','.join(DEFAULT_SECTIONS)}",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds of Envoy alone, minimal and controller (default 5)"
+    )
+    parser.add_argument("--round-seconds", type=float, help="seconds per cell of a round (default 4, --quick 2)")
     parser.add_argument("--soak", type=int, default=0, metavar="N", help="also run N requests through Envoy+controller")
     parser.add_argument(
         "--soak-system",
@@ -484,7 +527,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.duration = args.duration or (3.0 if args.quick else 6.0)
     args.stream_requests = args.stream_requests or (100 if args.quick else 300)
-    only = set(args.only or ("table", "streaming", "large"))
+    args.round_seconds = args.round_seconds or (2.0 if args.quick else 4.0)
+    only = set(args.only or DEFAULT_SECTIONS)
     if args.soak:
         only.add("soak")
     if args.profile:

@@ -23,6 +23,7 @@ from bench.report import (
     Cell,
     ProcStat,
     Results,
+    RoundFigures,
     SoakPoint,
     evaluate,
     render,
@@ -151,6 +152,37 @@ def test_report_and_goals() -> None:
     assert goals["soak: controller RSS at the end vs after 50k"].met is True
     text = render(results)
     assert "| envoy+controller | 16 | 1,800 |" in text and "## Goals" in text
+
+
+def test_interleaved_rounds_give_the_goals_their_medians() -> None:
+    """Round by round the machine's speed changes; the goals take the median of each round's own ratio."""
+
+    def round_cells(speed: float, controller_share: float) -> list[Cell]:
+        def cell(system: str, c: int, rps: float, p50: float, cpu: float = 0.0) -> Cell:
+            procs = [ProcStat("envoy", 60, 70 << 20, 71 << 20, 1)]
+            if cpu:
+                procs.append(ProcStat("controller" if system == CONTROLLER else "minimal", cpu, 50 << 20, 51 << 20, 1))
+            return Cell(system, c, _wrk(rps * speed, p50 / speed, 2 * p50 / speed), procs)
+
+        return [
+            cell(ENVOY, 1, 4000, 0.25),
+            cell(MINIMAL, 1, 900, 1.0, 700),
+            cell(CONTROLLER, 1, 700, 1.2, 900),
+            cell(MINIMAL, 16, 2000, 8.0, 450 / speed),
+            cell(CONTROLLER, 16, 2000 * controller_share, 9.0, 520 / speed),
+        ]
+
+    results = Results(machine={"cpu": "2"}, command="python bench/run.py")
+    results.rounds = [round_cells(1.0, 0.9), round_cells(0.7, 0.86), round_cells(1.3, 0.6)]
+    assert RoundFigures.of(results.rounds[1]).throughput_ratio == pytest.approx(0.86)
+    goals = {g.name: g for g in evaluate(results)}
+    ratio = goals["throughput vs minimal ext_proc (c16)"]
+    assert ratio.met is True and ratio.measured.startswith("86% median (60-90%) of 3 interleaved rounds")
+    cpu = goals["controller CPU per request (c16)"]
+    assert cpu.met is True and cpu.measured.startswith("520 µs median")  # 520, 743 and 400 µs
+    assert goals["c1 p50 added over Envoy alone"].measured.startswith("+0.95 ms median")
+    text = render(results)
+    assert "## Interleaved rounds" in text and "| median | 2,000 |" in text
 
 
 def test_callgrind_total_is_read() -> None:
