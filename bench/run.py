@@ -1,6 +1,6 @@
 """Side-by-side performance harness for llm-router. Run from the repository root:
 
-    python bench/run.py            # full table, ~6 s per cell (about 5 minutes with LiteLLM start-ups)
+    python bench/run.py            # full table, ~6 s per cell and 5 interleaved rounds (6-8 minutes)
     python bench/run.py --quick    # 3 s per cell
     python bench/run.py --soak 1000000 --only soak
 
