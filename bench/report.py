@@ -188,14 +188,13 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def rounds_table(rounds: list[list[Cell]]) -> str:
+def rounds_table(figures: list[RoundFigures]) -> str:
     rows = [
         "| round | c16 req/s minimal | c16 req/s controller | controller/minimal % | c16 CPU µs/req minimal "
         "| c16 CPU µs/req controller | c1 p50 ms envoy | c1 p50 ms minimal | c1 p50 ms controller "
         "| c1 added ms minimal | c1 added ms controller |",
         "|" + "---|" * 11,
     ]
-    figures = [RoundFigures.of(cells) for cells in rounds]
 
     def row(label: str, values: list[float | None], specs: list[str]) -> str:
         return f"| {label} | " + " | ".join(_fmt(v, spec) for v, spec in zip(values, specs, strict=True)) + " |"
@@ -297,7 +296,7 @@ def _round_figures(r: Results) -> list[RoundFigures]:
 
 
 def _spread(m: tuple[float, float, float], spec: str, unit: str = "") -> str:
-    """'median (lowest-highest) of N interleaved rounds'."""
+    """A `medians` result as 'median (lowest-highest)'."""
     return f"{m[0]:{spec}}{unit} median ({m[1]:{spec}}-{m[2]:{spec}}{unit})"
 
 
@@ -461,7 +460,7 @@ def render(r: Results) -> str:
         parts += [
             "## Interleaved rounds (Envoy alone, minimal, controller side by side; each measured once per c a round)",
             "",
-            rounds_table(r.rounds),
+            rounds_table(_round_figures(r)),
             "",
         ]
     if r.streaming:
