@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from extproc.routing import tokens
+from extproc.routing.model_groups import listed_models
 from extproc.routing.request import BadRequest
 from extproc.routing.router import NoTarget
-from extproc.routing.targets import cluster_price_per_1k
+from extproc.routing.targets import build_targets, cluster_price_per_1k
 from tests.routing_fixtures import chat, router_with_healthy_clusters, two_clusters_three_providers
 
 COMPLEX_PROMPT = (
@@ -161,3 +162,15 @@ def test_unknown_strategy_override_is_a_bad_request() -> None:
     assert router.strategy_for("latency") == "latency"
     with pytest.raises(BadRequest):
         router.strategy_for("fastest-please")
+
+
+def test_the_model_list_names_each_model_once_with_who_serves_it() -> None:
+    config = two_clusters_three_providers()
+    assert [c.model for c in config.clusters] == ["local", "local"]
+    assert listed_models(config, build_targets(config)) == {
+        "auto": "llm-router",
+        "local": "self-hosted",
+        "gpt-4o-mini": "openai",
+        "claude-sonnet-4-20250514": "claude",
+        "gemini-2.0-flash": "gemini",
+    }
