@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from extproc.config.model import Config
 from extproc.routing.complexity import Tier
+from extproc.routing.request import BadRequest
 from extproc.routing.targets import Target
 
 
@@ -51,3 +52,14 @@ def listed_models(config: Config, targets: tuple[Target, ...]) -> dict[str, str]
     for target in targets:
         listed.setdefault(target.model, SELF_HOSTED_OWNER if target.is_cluster else target.family)
     return listed
+
+
+def unknown_model(model: str) -> BadRequest:
+    """The 404 for a model the router neither serves nor knows (a request's `model`, GET /v1/models/{model})."""
+    return BadRequest(
+        f"The model `{model}` does not exist or is not served by this router. Use `auto` to let the router "
+        "choose, or one of the models listed by GET /v1/models.",
+        param="model",
+        code="model_not_found",
+        status=404,
+    )

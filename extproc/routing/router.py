@@ -12,7 +12,7 @@ from extproc.reliability.guards import RATE_LIMITED, TargetGuards
 from extproc.routing.complexity import DEFAULT_THRESHOLDS, Thresholds, assess
 from extproc.routing.decision import Candidate, Decision, StrategyInput
 from extproc.routing.estimate import Estimate, estimate
-from extproc.routing.model_groups import ModelGroup, model_groups
+from extproc.routing.model_groups import ModelGroup, model_groups, unknown_model
 from extproc.routing.request import BadRequest, ChatRequest
 from extproc.routing.strategies import STRATEGIES
 from extproc.routing.targets import Target, build_targets
@@ -77,13 +77,7 @@ class Router:
         """What the requested model means (see `model_groups`); unknown models are a 404."""
         group = self.model_groups.get(model)
         if group is None:
-            raise BadRequest(
-                f"The model `{model}` does not exist or is not served by this router. Use `auto` to let the router "
-                "choose, or one of the models listed by GET /v1/models.",
-                param="model",
-                code="model_not_found",
-                status=404,
-            )
+            raise unknown_model(model)
         return group
 
     def decide(self, request: ChatRequest, strategy: str, allowed_models: frozenset[str] | None = None) -> Decision:

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extproc.providers.errors import openai_error
 from extproc.reliability.breaker import State
-from extproc.routing.model_groups import listed_models
+from extproc.routing.model_groups import listed_models, unknown_model
 from extproc.routing.targets import Target
 from extproc.server.router_api import add_router_routes
 from extproc.server.runtime import Runtime
@@ -53,9 +53,9 @@ def admin_app(runtime: Callable[[], Runtime], draining: Callable[[], bool] = lam
         name = request.match_info["model"]
         owner = served_models().get(name)
         if owner is None:
-            message = f"The model `{name}` does not exist or is not served by this router."
-            body = openai_error(404, message, code="model_not_found", param="model")
-            return web.Response(body=body, status=404, content_type="application/json")
+            error = unknown_model(name)
+            body = openai_error(error.status, error.message, code=error.code, param=error.param)
+            return web.Response(body=body, status=error.status, content_type="application/json")
         return web.Response(body=orjson.dumps(_model(name, owner, int(time.time()))), content_type="application/json")
 
     app.router.add_get("/livez", livez)
