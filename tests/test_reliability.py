@@ -86,6 +86,22 @@ def test_failing_provider_fails_over_then_its_breaker_opens_and_later_closes(pai
     print(f"openai requests: {len(pair.openai.requests)}, gemini requests: {len(pair.gemini.requests)}")
 
 
+@pytest.mark.parametrize(
+    "pair",
+    [{"openai": {"apiKey": "revoked-key"}, "circuitBreakerFailures": 2, "circuitBreakerCooldown": "60s"}],
+    indirect=True,
+)
+def test_a_provider_refusing_the_routers_key_is_failed_over_and_its_breaker_opens(pair: Pair) -> None:
+    """The router's OpenAI key is refused (401): the request moves on to the next target, and after
+    `circuitBreakerFailures` refusals the provider is left alone. The client's request was never at fault."""
+    served = [chat(pair.stack.url) for _ in range(2)]
+    assert [(r.status_code, r.headers["x-llm-router-target"]) for r in served] == [(200, "gemini"), (200, "gemini")]
+    assert len(pair.openai.requests) == 2, "each request tried the cheaper provider first"
+    wait_for(lambda: health(pair.stack.url)["providers"]["openai"]["circuit"] == "open", "the breaker to open")
+    assert chat(pair.stack.url).headers["x-llm-router-target"] == "gemini"
+    assert len(pair.openai.requests) == 2, "an open circuit sends nothing to the provider"
+
+
 def test_429_with_long_retry_after_moves_to_the_next_target(pair: Pair) -> None:
     pair.openai.fail_next(429, retry_after="30")
     response = chat(pair.stack.url)

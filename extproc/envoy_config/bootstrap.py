@@ -25,6 +25,7 @@ from extproc.envoy_config.local_replies import local_reply_config
 from extproc.envoy_config.names import CHAT_COMPLETIONS_PATH, CONTROLLER_HTTP, DECISION_NAMESPACE, METADATA_NAMESPACE
 from extproc.envoy_config.tls import listener_tls
 from extproc.headers import ARM_HEADER, CLUSTER_HEADER, ESTIMATED_COST_HEADER, REASON_HEADER, TARGET_HEADER
+from extproc.reliability.guards import TARGET_FAILURE_STATUSES
 from extproc.routing.chains import all_chains
 from extproc.routing.targets import build_targets
 
@@ -161,12 +162,13 @@ def _router_response_headers() -> list[dict[str, Any]]:
 def _failover_policy(config: Config) -> dict[str, Any]:
     """Retries walk the chain: each retry goes to the aggregate cluster's next priority (the next target).
 
-    Retried: connect failures, resets, 5xx, 429 and Anthropic's 529 — all before any response byte went to
-    the client (Envoy never retries once headers are downstream, so a stream is never duplicated).
+    Retried: connect failures, resets, the target failures of `TARGET_FAILURE_STATUSES` (a refused credential
+    of the router's, 429), 5xx and Anthropic's 529 — all before any response byte went to the client (Envoy
+    never retries once headers are downstream, so a stream is never duplicated).
     """
     return {
         "retry_on": "connect-failure,refused-stream,reset,5xx,retriable-status-codes",
-        "retriable_status_codes": [429, 529],
+        "retriable_status_codes": [*sorted(TARGET_FAILURE_STATUSES), 529],
         "num_retries": config.router.max_fallbacks,
         # A target that sends nothing for this long is given up on (the next one in the chain is tried).
         "per_try_idle_timeout": f"{config.router.first_byte_timeout:g}s",

@@ -23,6 +23,7 @@ from extproc.observability.cost import CostReport
 from extproc.observability.decision_log import DecisionLog
 from extproc.observability.journal import Held, Journal
 from extproc.observability.tracing import Attributes, start_tracing
+from extproc.reliability.guards import is_target_failure
 from extproc.routing.decision import TIER_NAMES, Decision
 from extproc.routing.targets import Target
 
@@ -153,7 +154,7 @@ class Observer:
     def _may_be_retried(self, attempt: AttemptExchange) -> bool:
         """Whether Envoy may send this request on to the next target (see the route's retry policy)."""
         status = attempt.status
-        retriable = (status == 0 and not attempt.finished) or status == 429 or status >= 500
+        retriable = (status == 0 and not attempt.finished) or is_target_failure(status)
         return attempt.sent and retriable and attempt.attempt < self.max_attempts
 
 

@@ -12,6 +12,14 @@ from extproc.routing.targets import Target
 
 CIRCUIT_OPEN = "circuit open"
 RATE_LIMITED = "rate limited"
+# Answers that say the target failed, not the request: it refused the router's own credentials (a client's never
+# travel to a target), it is over its rate limit, or it broke (any 5xx). Envoy moves the request on to the next
+# target on these, and they count against the target's circuit breaker.
+TARGET_FAILURE_STATUSES = frozenset({401, 403, 429})
+
+
+def is_target_failure(status: int) -> bool:
+    return status in TARGET_FAILURE_STATUSES or status >= 500
 
 
 class TargetGuards:
@@ -45,7 +53,7 @@ class TargetGuards:
 
     def on_outcome(self, name: str, status: int | None) -> None:
         """An attempt's result: a status, or None when the target could not be reached at all."""
-        failed = status is None or status == 429 or status >= 500
+        failed = status is None or is_target_failure(status)
         self.breakers[name].record(success=not failed)
 
     def on_usage(self, name: str, estimated: int, actual: int) -> None:
