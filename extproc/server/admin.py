@@ -13,11 +13,10 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from extproc.providers.errors import openai_error
 from extproc.reliability.breaker import State
 from extproc.routing.model_groups import listed_models, unknown_model
 from extproc.routing.targets import Target
-from extproc.server.router_api import add_router_routes
+from extproc.server.router_api import add_router_routes, bad_request_response
 from extproc.server.runtime import Runtime
 
 
@@ -53,9 +52,7 @@ def admin_app(runtime: Callable[[], Runtime], draining: Callable[[], bool] = lam
         name = request.match_info["model"]
         owner = served_models().get(name)
         if owner is None:
-            error = unknown_model(name)
-            body = openai_error(error.status, error.message, code=error.code, param=error.param)
-            return web.Response(body=body, status=error.status, content_type="application/json")
+            return bad_request_response(unknown_model(name))
         return web.Response(body=orjson.dumps(_model(name, owner, int(time.time()))), content_type="application/json")
 
     app.router.add_get("/livez", livez)

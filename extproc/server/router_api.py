@@ -23,6 +23,12 @@ from extproc.server.runtime import Runtime
 DASHBOARD = Path(__file__).parent / "dashboard"
 
 
+def bad_request_response(error: BadRequest) -> web.Response:
+    """A client error answered by the admin app, in OpenAI's error shape."""
+    body = openai_error(error.status, error.message, code=error.code, param=error.param)
+    return web.Response(body=body, status=error.status, content_type="application/json")
+
+
 def add_router_routes(
     app: web.Application, runtime: Callable[[], Runtime], health: Callable[[Runtime], dict[str, Any]]
 ) -> None:
@@ -31,8 +37,7 @@ def add_router_routes(
         try:
             result = explain(runtime().router, await request.read(), strategy)
         except BadRequest as error:
-            body = openai_error(error.status, error.message, code=error.code, param=error.param)
-            return web.Response(body=body, status=error.status, content_type="application/json")
+            return bad_request_response(error)
         return web.Response(body=orjson.dumps(result), content_type="application/json")
 
     async def stats(_: web.Request) -> web.Response:
